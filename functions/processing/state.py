@@ -1,0 +1,289 @@
+"""The voice note's state machine, moved only by Firestore transactions.
+
+``awaiting_upload`` → ``processing`` → ``done`` | ``failed``. A delivery claims
+the note with a lease as long as the function timeout. Every transition appends
+``{status, at, attempt}`` to the note's ``history``.
+
+Duplicate deliveries are resolved here:
+
+- the note is ``done`` or ``failed``: acknowledge and do nothing;
+- another event holds an unexpired lease: acknowledge and do nothing, because
+  that event is redelivered by Eventarc if its own delivery fails;
+- the same event holds an unexpired lease: this is either a concurrent
+  duplicate or a redelivery after the holder crashed, which look the same, so
+  the delivery is retried later instead of acknowledged, and no note is lost;
+- the lease has expired: take the note over with the next attempt number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from functions.models import ExtractionResult, NoteStatus
+from functions.store import note_path, task_id_for, task_path
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+logger = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({NoteStatus.DONE.value, NoteStatus.FAILED.value})
+
+
+class ClaimOutcome(enum.Enum):
+    """What a delivery found when it tried to claim a note."""
+
+    CLAIMED = "claimed"
+    MISSING = "missing"
+    FINAL = "final"
+    LEASED_BY_OTHER_EVENT = "leased_by_other_event"
+    LEASED_BY_SAME_EVENT = "leased_by_same_event"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of a claim attempt, with the note as read inside the transaction."""
+
+    outcome: ClaimOutcome
+    attempt: int = 0
+    note: dict[str, Any] = field(default_factory=dict)
+
+
+def _firestore_retry() -> Any:
+    """Return the retry policy for Firestore calls: transient gRPC errors, bounded at 30 s."""
+    from google.api_core import exceptions, retry
+
+    return retry.Retry(
+        predicate=retry.if_exception_type(
+            exceptions.ServiceUnavailable, exceptions.DeadlineExceeded, exceptions.Aborted, exceptions.InternalServerError
+        ),
+        initial=0.2,
+        maximum=3.0,
+        multiplier=2.0,
+        timeout=30.0,
+    )
+
+
+def _run_in_transaction(client: firestore.Client, function: Any) -> Any:
+    """Run a ``@transactional`` function, retrying transient errors with a fresh transaction each time."""
+    return _firestore_retry()(lambda: function(client.transaction()))()
+
+
+def _history_entry(status: NoteStatus, now: dt.datetime, attempt: int) -> dict[str, Any]:
+    return {"status": status.value, "at": now, "attempt": attempt}
+
+
+def claim_note(
+    client: firestore.Client,
+    uid: str,
+    note_id: str,
+    *,
+    event_id: str,
+    generation: str,
+    now: dt.datetime,
+    lease_seconds: int,
+) -> Claim:
+    """Try to move the note to ``processing`` for this event, in a transaction."""
+    from google.cloud import firestore
+
+    ref = client.document(note_path(uid, note_id))
+
+    @firestore.transactional
+    def run(transaction: firestore.Transaction) -> Claim:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return Claim(ClaimOutcome.MISSING)
+
+        note = snapshot.to_dict() or {}
+        if note.get("status") in FINAL_STATUSES:
+            return Claim(ClaimOutcome.FINAL, note.get("attempt", 0), note)
+
+        lease = note.get("lease") or {}
+        lease_expires = lease.get("expiresAt")
+        if note.get("status") == NoteStatus.PROCESSING.value and lease_expires and lease_expires > now:
+            if lease.get("eventId") == event_id:
+                return Claim(ClaimOutcome.LEASED_BY_SAME_EVENT, note.get("attempt", 0), note)
+            return Claim(ClaimOutcome.LEASED_BY_OTHER_EVENT, note.get("attempt", 0), note)
+
+        attempt = int(note.get("attempt", 0)) + 1
+        transaction.update(
+            ref,
+            {
+                "status": NoteStatus.PROCESSING.value,
+                "attempt": attempt,
+                "lease": {
+                    "eventId": event_id,
+                    "generation": generation,
+                    "expiresAt": now + dt.timedelta(seconds=lease_seconds),
+                },
+                "updatedAt": now,
+                "history": firestore.ArrayUnion([_history_entry(NoteStatus.PROCESSING, now, attempt)]),
+            },
+        )
+        return Claim(ClaimOutcome.CLAIMED, attempt, note)
+
+    result: Claim = _run_in_transaction(client, run)
+    return result
+
+
+def _holds_lease(note: dict[str, Any], event_id: str) -> bool:
+    lease = note.get("lease") or {}
+    return note.get("status") == NoteStatus.PROCESSING.value and lease.get("eventId") == event_id
+
+
+def _task_document(note_id: str, index: int, task: Any, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "title": task.title,
+        "notes": task.notes,
+        "dueAt": task.due_at,
+        "dueDate": task.due_date.isoformat() if task.due_date else None,
+        "allDay": task.all_day,
+        "recurrence": task.recurrence,
+        "priority": task.priority,
+        "completed": False,
+        "sourceNoteId": note_id,
+        "index": index,
+        "createdAt": now,
+    }
+
+
+def complete_note(
+    client: firestore.Client,
+    uid: str,
+    note_id: str,
+    *,
+    event_id: str,
+    attempt: int,
+    result: ExtractionResult,
+    timings_ms: dict[str, int],
+    now: dt.datetime,
+) -> bool:
+    """Write the tasks and mark the note ``done``, in one transaction.
+
+    Task ids derive from the note id and the task's position, so a re-run
+    overwrites instead of adding.
+
+    Returns:
+        False when this delivery no longer holds the note's lease; nothing is written then.
+    """
+    from google.cloud import firestore
+
+    ref = client.document(note_path(uid, note_id))
+    task_ids = [task_id_for(note_id, index) for index in range(len(result.tasks))]
+
+    @firestore.transactional
+    def run(transaction: firestore.Transaction) -> bool:
+        snapshot = ref.get(transaction=transaction)
+        if not _holds_lease(snapshot.to_dict() or {}, event_id):
+            return False
+
+        for index, task in enumerate(result.tasks):
+            transaction.set(client.document(task_path(uid, task_ids[index])), _task_document(note_id, index, task, now))
+
+        transaction.update(
+            ref,
+            {
+                "status": NoteStatus.DONE.value,
+                "transcript": result.transcript,
+                "taskIds": task_ids,
+                "taskCount": len(task_ids),
+                "extraction": {
+                    "model": result.model,
+                    "promptTokens": result.prompt_tokens,
+                    "candidateTokens": result.candidate_tokens,
+                    "attempts": result.attempts,
+                },
+                "timingsMs": timings_ms,
+                "lease": firestore.DELETE_FIELD,
+                "failure": firestore.DELETE_FIELD,
+                "updatedAt": now,
+                "completedAt": now,
+                "history": firestore.ArrayUnion([_history_entry(NoteStatus.DONE, now, attempt)]),
+            },
+        )
+        return True
+
+    committed: bool = _run_in_transaction(client, run)
+    return committed
+
+
+def fail_note(
+    client: firestore.Client,
+    uid: str,
+    note_id: str,
+    *,
+    event_id: str | None,
+    attempt: int,
+    reason: str,
+    message: str,
+    now: dt.datetime,
+) -> bool:
+    """Mark the note ``failed`` with a reason code the app can show.
+
+    With ``event_id`` set, the write happens only while that event holds the
+    lease. With ``event_id=None`` (an expired event), any note that is not yet
+    ``done`` or ``failed`` is failed.
+
+    Returns:
+        True when the note was marked ``failed``.
+    """
+    from google.cloud import firestore
+
+    ref = client.document(note_path(uid, note_id))
+
+    @firestore.transactional
+    def run(transaction: firestore.Transaction) -> bool:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return False
+
+        note = snapshot.to_dict() or {}
+        if event_id is None:
+            if note.get("status") in FINAL_STATUSES:
+                return False
+        elif not _holds_lease(note, event_id):
+            return False
+
+        transaction.update(
+            ref,
+            {
+                "status": NoteStatus.FAILED.value,
+                "failure": {"reason": reason, "message": message},
+                "lease": firestore.DELETE_FIELD,
+                "updatedAt": now,
+                "history": firestore.ArrayUnion([_history_entry(NoteStatus.FAILED, now, attempt)]),
+            },
+        )
+        return True
+
+    marked: bool = _run_in_transaction(client, run)
+    return marked
+
+
+def release_note(client: firestore.Client, uid: str, note_id: str, *, event_id: str, error_code: str, now: dt.datetime) -> None:
+    """End this delivery's lease after a transient failure, so the redelivery can claim the note at once.
+
+    Best effort: if Firestore itself is failing, the lease simply runs out.
+    """
+    from google.api_core import exceptions
+    from google.cloud import firestore
+
+    ref = client.document(note_path(uid, note_id))
+
+    @firestore.transactional
+    def run(transaction: firestore.Transaction) -> None:
+        snapshot = ref.get(transaction=transaction)
+        if _holds_lease(snapshot.to_dict() or {}, event_id):
+            transaction.update(
+                ref,
+                {"lease.expiresAt": now, "lastError": {"code": error_code, "at": now}, "updatedAt": now},
+            )
+
+    try:
+        run(client.transaction())
+    except exceptions.GoogleAPICallError as err:
+        logger.warning("could not release the lease after a transient failure: %s", type(err).__name__)

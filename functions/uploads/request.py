@@ -1,0 +1,90 @@
+"""Parsing and validation of the ``upload_url`` request body."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from functions.audio import ACCEPTED_TYPES, AudioType, canonical_type
+from functions.errors import InvalidRequest, PayloadTooLarge
+from functions.models import UploadRequest
+
+MAX_BODY_BYTES = 4096
+_FIELD_NAMES = {"content_type": "contentType", "size_bytes": "sizeBytes", "recorded_at": "recordedAt"}
+
+
+@dataclass(frozen=True)
+class ValidUpload:
+    """An upload request that passed every check."""
+
+    request: UploadRequest
+    audio_type: AudioType
+
+
+def _field_name(location: tuple[int | str, ...]) -> str:
+    name = str(location[0]) if location else "body"
+    return _FIELD_NAMES.get(name, name)
+
+
+def _describe(error: ValidationError) -> tuple[str, str]:
+    """Return an error code and a message naming the first invalid field."""
+    first = error.errors()[0]
+    field = _field_name(first["loc"])
+    kind = first["type"]
+
+    if kind == "extra_forbidden":
+        return "unknown_field", f"field '{field}' is not accepted; send only contentType, sizeBytes, timezone and recordedAt"
+    if kind == "missing":
+        return "missing_field", f"field '{field}' is required"
+
+    reason = first["msg"].removeprefix("Value error, ")
+    return "invalid_field", f"field '{field}' is invalid: {reason}"
+
+
+def parse_upload_request(body: bytes, content_type_header: str | None, *, max_upload_bytes: int) -> ValidUpload:
+    """Validate a raw request body.
+
+    Raises:
+        PayloadTooLarge: the body exceeds ``MAX_BODY_BYTES``.
+        InvalidRequest: the body is not a JSON object of the accepted fields, or a
+            value is invalid. The message names the field.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body has {len(body)} bytes; the maximum is {MAX_BODY_BYTES}")
+
+    media_type = (content_type_header or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise InvalidRequest(
+            "the request body must be JSON; send 'Content-Type: application/json'", code="invalid_content_type"
+        )
+
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InvalidRequest("the request body is not valid JSON", code="invalid_json") from err
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+
+    try:
+        request = UploadRequest.model_validate(payload)
+    except ValidationError as err:
+        code, message = _describe(err)
+        raise InvalidRequest(message, code=code) from err
+
+    audio_type = canonical_type(request.content_type)
+    if audio_type is None:
+        raise InvalidRequest(
+            f"field 'contentType' value '{request.content_type[:100]}' is not an accepted audio type; "
+            f"send one of {', '.join(ACCEPTED_TYPES)}",
+            code="unsupported_content_type",
+        )
+
+    if request.size_bytes > max_upload_bytes:
+        raise InvalidRequest(
+            f"field 'sizeBytes' is {request.size_bytes}, above the maximum upload of {max_upload_bytes} bytes",
+            code="file_too_large",
+        )
+
+    return ValidUpload(request=request, audio_type=audio_type)
