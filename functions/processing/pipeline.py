@@ -71,10 +71,10 @@ def _download(settings: Settings, event: StorageEvent) -> bytes:
             code=FailureReason.TOO_LARGE.value,
         )
 
-    blob = storage_client().bucket(event.bucket).blob(event.name)
     generation = int(event.generation) if event.generation.isdigit() else None
+    blob = storage_client().bucket(event.bucket).blob(event.name, generation=generation)
     try:
-        return blob.download_as_bytes(generation=generation, retry=_storage_retry(), timeout=60)
+        return blob.download_as_bytes(retry=_storage_retry(), timeout=60)
     except exceptions.NotFound as err:
         raise PermanentProcessingError(
             "the uploaded audio no longer exists in Cloud Storage", code=FailureReason.AUDIO_MISSING.value
