@@ -13,16 +13,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from functions.errors import QuotaExceeded
+from functions.errors import QuotaExceeded, TransientError
 from functions.models import NoteStatus
 
 if TYPE_CHECKING:
     from google.cloud import firestore
 
 logger = logging.getLogger(__name__)
+
+# Concurrent uploads of one user race for the quota document. Each attempt
+# reads it and commits only if it is unchanged since, so a lost race costs one
+# more read. The attempts back off with jitter to spread the retries.
+MAX_COMMIT_ATTEMPTS = 20
+MAX_BACKOFF_SECONDS = 0.8
 
 
 def note_path(uid: str, note_id: str) -> str:
@@ -35,6 +43,11 @@ def task_path(uid: str, task_id: str) -> str:
     return f"users/{uid}/tasks/{task_id}"
 
 
+def quota_path(uid: str) -> str:
+    """Return the document path of a user's upload counters."""
+    return f"users/{uid}/quota/uploads"
+
+
 def task_id_for(note_id: str, index: int) -> str:
     """Return the deterministic id of the task at ``index`` in a note, so re-runs overwrite."""
     return f"{note_id}-{index:02d}"
@@ -42,7 +55,7 @@ def task_id_for(note_id: str, index: int) -> str:
 
 @dataclass(frozen=True)
 class QuotaLimits:
-    """Uploads allowed per user in a rolling clock hour and UTC day."""
+    """Uploads allowed per user in one clock hour and in one UTC day."""
 
     per_hour: int
     per_day: int
@@ -54,9 +67,7 @@ def _window_start(now: dt.datetime, *, hourly: bool) -> dt.datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _next_counts(
-    quota: dict[str, Any], now: dt.datetime, limits: QuotaLimits
-) -> dict[str, Any]:
+def _next_counts(quota: dict[str, Any], now: dt.datetime, limits: QuotaLimits) -> dict[str, Any]:
     """Return the quota document after one more upload, or raise QuotaExceeded."""
     hour_start = _window_start(now, hourly=True)
     day_start = _window_start(now, hourly=False)
@@ -86,6 +97,10 @@ def _next_counts(
     }
 
 
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(MAX_BACKOFF_SECONDS, 0.05 * 2**attempt)))
+
+
 def create_note_with_quota(
     client: firestore.Client,
     *,
@@ -95,32 +110,61 @@ def create_note_with_quota(
     limits: QuotaLimits,
     now: dt.datetime,
 ) -> None:
-    """Count one upload against the user's quota and create the note, in one transaction.
+    """Count one upload against the user's quota and create the note, in one atomic commit.
+
+    The commit writes the quota document and creates the note together, and
+    carries a precondition that the quota document is unchanged since it was
+    read (or still absent). A concurrent upload that committed first fails the
+    precondition, and this one reads the new counts and tries again, so
+    concurrent requests never create more notes than the limits allow.
+
+    NOTE: a read-write transaction would have the same effect with a lock. The
+    Firestore emulator (google-cloud-cli-firestore-emulator 528.0.0) aborts
+    contending transactions with "Transaction lock timeout" after seconds, and
+    nine or ten of twelve concurrent uploads of one user failed that way there
+    in two runs. The precondition takes no lock.
 
     Raises:
         QuotaExceeded: the hourly or daily limit is used up; nothing is written.
+        TransientError: ``MAX_COMMIT_ATTEMPTS`` commits in a row lost the race;
+            nothing is written.
     """
+    from google.api_core import exceptions as api_exceptions
     from google.cloud import firestore
 
-    quota_ref = client.document(f"users/{uid}/quota/uploads")
+    quota_ref = client.document(quota_path(uid))
     note_ref = client.document(note_path(uid, note_id))
+    document = {
+        **note,
+        "status": NoteStatus.AWAITING_UPLOAD.value,
+        "attempt": 0,
+        "createdAt": firestore.SERVER_TIMESTAMP,
+        "updatedAt": firestore.SERVER_TIMESTAMP,
+        "history": [{"status": NoteStatus.AWAITING_UPLOAD.value, "at": now, "attempt": 0}],
+    }
 
-    @firestore.transactional
-    def run(transaction: firestore.Transaction) -> None:
-        snapshot = quota_ref.get(transaction=transaction)
+    for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
+        snapshot = quota_ref.get()
         counts = _next_counts(snapshot.to_dict() or {}, now, limits)
 
-        transaction.set(quota_ref, counts)
-        transaction.create(
-            note_ref,
-            {
-                **note,
-                "status": NoteStatus.AWAITING_UPLOAD.value,
-                "attempt": 0,
-                "createdAt": firestore.SERVER_TIMESTAMP,
-                "updatedAt": firestore.SERVER_TIMESTAMP,
-                "history": [{"status": NoteStatus.AWAITING_UPLOAD.value, "at": now, "attempt": 0}],
-            },
-        )
+        batch = client.batch()
+        if snapshot.exists:
+            batch.update(quota_ref, counts, option=client.write_option(last_update_time=snapshot.update_time))
+        else:
+            batch.create(quota_ref, counts)
+        batch.create(note_ref, document)
 
-    run(client.transaction())
+        try:
+            batch.commit()
+            return
+        except (api_exceptions.FailedPrecondition, api_exceptions.AlreadyExists, api_exceptions.NotFound) as err:
+            # The note id is 128 random bits, so AlreadyExists comes from the
+            # quota document that a concurrent upload created first.
+            logger.info(
+                "quota commit lost a race (attempt %d of %d): %s", attempt, MAX_COMMIT_ATTEMPTS, type(err).__name__
+            )
+        _backoff(attempt)
+
+    raise TransientError(
+        f"the upload quota changed under {MAX_COMMIT_ATTEMPTS} concurrent commits in a row; retry in a few seconds"
+    )

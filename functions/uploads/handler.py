@@ -15,7 +15,7 @@ from functions.models import UploadResponse
 from functions.objects import new_note_id, object_name_for
 from functions.store import QuotaLimits, create_note_with_quota
 from functions.uploads.auth import verify_uid
-from functions.uploads.request import parse_upload_request
+from functions.uploads.request import parse_upload_request, read_request_body
 from functions.uploads.signing import sign_upload
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def _create_upload(request: flask.Request) -> flask.Response:
 
     uid = verify_uid(request.headers, settings)
 
-    body = request.get_data(cache=False)
+    body = read_request_body(request)
     upload = parse_upload_request(body, request.headers.get("Content-Type"), max_upload_bytes=settings.max_upload_bytes)
 
     now = dt.datetime.now(dt.timezone.utc)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from functions.audio import ACCEPTED_TYPES, AudioType, canonical_type
 from functions.errors import InvalidRequest, PayloadTooLarge
 from functions.models import UploadRequest
+
+if TYPE_CHECKING:
+    import flask
+
+logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4096
 _FIELD_NAMES = {"content_type": "contentType", "size_bytes": "sizeBytes", "recorded_at": "recordedAt"}
@@ -35,12 +42,50 @@ def _describe(error: ValidationError) -> tuple[str, str]:
     kind = first["type"]
 
     if kind == "extra_forbidden":
-        return "unknown_field", f"field '{field}' is not accepted; send only contentType, sizeBytes, timezone and recordedAt"
+        return (
+            "unknown_field",
+            f"field '{field}' is not accepted; send only contentType, sizeBytes, timezone and recordedAt",
+        )
     if kind == "missing":
         return "missing_field", f"field '{field}' is required"
 
     reason = first["msg"].removeprefix("Value error, ")
     return "invalid_field", f"field '{field}' is invalid: {reason}"
+
+
+def _too_large(size: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body has {size} bytes; the maximum is {MAX_BODY_BYTES}, so send only the JSON fields"
+    )
+
+
+def read_request_body(request: flask.Request) -> bytes:
+    """Read the body, but never more than ``MAX_BODY_BYTES`` + 1 bytes of it.
+
+    A declared ``Content-Length`` above the maximum is rejected before any
+    byte is read, and a chunked body stops being read one byte past it, so a
+    huge body costs at most ``MAX_BODY_BYTES`` + 1 bytes of memory here.
+
+    Raises:
+        PayloadTooLarge: the body is longer than ``MAX_BODY_BYTES``.
+    """
+    declared = request.content_length
+    if declared is not None and declared > MAX_BODY_BYTES:
+        raise _too_large(str(declared))
+
+    # A stream read may return fewer bytes than requested, so read until EOF or one byte past the limit.
+    chunks: list[bytes] = []
+    received = 0
+    while received <= MAX_BODY_BYTES:
+        chunk = request.stream.read(MAX_BODY_BYTES + 1 - received)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        received += len(chunk)
+
+    if received > MAX_BODY_BYTES:
+        raise _too_large(f"more than {MAX_BODY_BYTES}")
+    return b"".join(chunks)
 
 
 def parse_upload_request(body: bytes, content_type_header: str | None, *, max_upload_bytes: int) -> ValidUpload:
@@ -52,7 +97,7 @@ def parse_upload_request(body: bytes, content_type_header: str | None, *, max_up
             value is invalid. The message names the field.
     """
     if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the request body has {len(body)} bytes; the maximum is {MAX_BODY_BYTES}")
+        raise _too_large(str(len(body)))
 
     media_type = (content_type_header or "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":

@@ -9,8 +9,9 @@ signed headers, which the client must send with exactly these values:
 
 Signing uses a service-account key file when ``SIGNING_KEY_FILE`` is set (the
 local stack). On Cloud Functions the runtime credentials hold no private key,
-so the signature comes from IAM ``signBlob``, which needs the service account
-email and a fresh access token.
+so the signature comes from IAM ``signBlob`` through
+:class:`~functions.uploads.iam_signer.IamBlobSigner`, which needs the service
+account email and a fresh access token.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ import datetime as dt
 import functools
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from functions.clients import storage_client
 from functions.config import Settings
 from functions.errors import ConfigError
+from functions.uploads.iam_signer import IAM_CREDENTIALS_URL, IamBlobSigner
 
 if TYPE_CHECKING:
-    from google.auth.credentials import Credentials
+    from google.auth.credentials import Credentials, Signing
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +52,14 @@ def upload_headers(content_type: str, max_bytes: int) -> dict[str, str]:
 
 
 @functools.cache
-def _key_file_credentials(path: str) -> Credentials:
+def _key_file_credentials(path: str) -> Signing:
     from google.oauth2 import service_account
 
     try:
-        return service_account.Credentials.from_service_account_file(path)
+        credentials: Signing = service_account.Credentials.from_service_account_file(path)  # type: ignore[no-untyped-call]
     except (OSError, ValueError) as err:
-        raise ConfigError(
-            f"SIGNING_KEY_FILE={path!r} could not be read as a service account key: {err}"
-        ) from err
+        raise ConfigError(f"SIGNING_KEY_FILE={path!r} could not be read as a service account key: {err}") from err
+    return credentials
 
 
 @functools.cache
@@ -69,18 +70,31 @@ def _runtime_credentials() -> Credentials:
     return credentials
 
 
-def _signing_arguments(settings: Settings) -> dict[str, Any]:
-    """Return the credential arguments for ``generate_signed_url``."""
-    if settings.signing_key_file:
-        return {"credentials": _key_file_credentials(settings.signing_key_file)}
+def runtime_signer(
+    settings: Settings,
+    credentials: Credentials | None = None,
+    *,
+    iam_base_url: str = IAM_CREDENTIALS_URL,
+) -> IamBlobSigner:
+    """Return a signer that signs through IAM ``signBlob`` as the runtime service account.
 
+    Args:
+        settings: ``signing_service_account`` overrides the credentials' email.
+        credentials: Credentials with an access token; default: the runtime's
+            application default credentials.
+        iam_base_url: Base URL of the IAM Service Account Credentials API.
+
+    Raises:
+        ConfigError: the service account email is unknown.
+    """
     from google.auth.transport.requests import Request
 
-    credentials = _runtime_credentials()
+    if credentials is None:
+        credentials = _runtime_credentials()
     if not credentials.valid:
         # NOTE: refresh() is not thread-safe; with one request per instance
         # (max_instance_request_concurrency = 1) no two requests race here.
-        credentials.refresh(Request())
+        credentials.refresh(Request())  # type: ignore[no-untyped-call]
 
     email = settings.signing_service_account or getattr(credentials, "service_account_email", None)
     if not email or email == "default":
@@ -88,14 +102,41 @@ def _signing_arguments(settings: Settings) -> dict[str, Any]:
             "the runtime service account email is unknown; set SIGNING_SERVICE_ACCOUNT "
             "to the email of the account that signs upload URLs"
         )
-    return {"service_account_email": email, "access_token": credentials.token}
+    token = credentials.token
+    if not isinstance(token, str) or not token:
+        raise ConfigError(
+            "the runtime credentials returned no access token; set SIGNING_KEY_FILE, or run with a service account"
+        )
+    return IamBlobSigner(email, token, base_url=iam_base_url)
 
 
-def sign_upload(settings: Settings, object_name: str, content_type: str, now: dt.datetime) -> SignedUpload:
+def _signing_credentials(settings: Settings) -> Signing:
+    if settings.signing_key_file:
+        return _key_file_credentials(settings.signing_key_file)
+    return runtime_signer(settings)
+
+
+def sign_upload(
+    settings: Settings,
+    object_name: str,
+    content_type: str,
+    now: dt.datetime,
+    *,
+    signer: Signing | None = None,
+) -> SignedUpload:
     """Create a V4 signed URL that lets the client PUT one new object.
+
+    Args:
+        settings: Bucket, maximum size, URL lifetime and signing identity.
+        object_name: The object the URL may create.
+        content_type: The canonical audio type the PUT must declare.
+        now: The time the note is created, for ``expires_at``.
+        signer: Signing credentials; default: the key file of
+            ``SIGNING_KEY_FILE``, otherwise :func:`runtime_signer`.
 
     Raises:
         ConfigError: no signing identity is configured.
+        TransientError: IAM ``signBlob`` failed.
     """
     headers = upload_headers(content_type, settings.max_upload_bytes)
     lifetime = dt.timedelta(seconds=settings.upload_url_ttl_seconds)
@@ -107,7 +148,7 @@ def sign_upload(settings: Settings, object_name: str, content_type: str, now: dt
         expiration=lifetime,
         content_type=content_type,
         headers={key: value for key, value in headers.items() if key != "Content-Type"},
-        **_signing_arguments(settings),
+        credentials=signer if signer is not None else _signing_credentials(settings),
     )
 
     return SignedUpload(url=url, headers=headers, expires_at=now + lifetime)
