@@ -10,9 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
-from functions.errors import BraindumpError
-
 from devstack.stack import REPO_ROOT, LocalStack
+from functions.errors import BraindumpError
 
 logger = logging.getLogger(__name__)
 

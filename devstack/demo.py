@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from functions.errors import BraindumpError
-
 from devstack.client import BackendClient
 from devstack.stack import REPO_ROOT, LocalStack
+from functions.errors import BraindumpError
 
 logger = logging.getLogger(__name__)
 

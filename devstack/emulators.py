@@ -20,6 +20,7 @@ import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import requests
 
@@ -164,7 +165,7 @@ class Emulator:
         if not wait_until(lambda: not port_answers(self.port), timeout_seconds=10):
             logger.warning("%s: port %d still accepts connections after stop", self.name, self.port)
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

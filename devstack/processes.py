@@ -155,7 +155,8 @@ class ManagedProcess:
                     env=self.env,
                     cwd=self.cwd,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    # Runs only prctl() in the child, which is safe even with threads.
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509
                 )
             except FileNotFoundError as err:
                 self._close_files()

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from devstack.bridge import BridgeConfig, EventarcBridge
 from devstack.emulators import Emulator, FakeGcsServer, FirestoreEmulator, PubSubEmulator
@@ -247,8 +247,9 @@ class LocalStack:
             raise DevstackError(f"stopping the stack left errors: {'; '.join(errors)}")
         logger.info("stack stopped")
 
-    def __enter__(self) -> LocalStack:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(
         self,

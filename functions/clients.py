@@ -16,7 +16,8 @@ from functions.config import get_settings
 
 if TYPE_CHECKING:
     from firebase_admin import App
-    from google.cloud import firestore, storage
+    from google.cloud import firestore
+    from google.cloud.storage import Client as StorageClient
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def firestore_client() -> firestore.Client:
 
 
 @functools.cache
-def storage_client() -> storage.Client:
+def storage_client() -> StorageClient:
     """Return the Cloud Storage client of this instance."""
     from google.cloud import storage
 

@@ -119,5 +119,5 @@ def resolve_due(
         return None, None, False
     if isinstance(local, dt.datetime):
         aware = local.replace(tzinfo=zone) if local.tzinfo is None else local.astimezone(zone)
-        return aware.astimezone(dt.timezone.utc), aware.date(), False
+        return aware.astimezone(dt.UTC), aware.date(), False
     return None, local, True

@@ -47,7 +47,7 @@ def _create_upload(request: flask.Request) -> flask.Response:
     body = read_request_body(request)
     upload = parse_upload_request(body, request.headers.get("Content-Type"), max_upload_bytes=settings.max_upload_bytes)
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     note_id = new_note_id()
     object_name = object_name_for(uid, note_id, upload.audio_type.extension)
     recorded_at = upload.request.recorded_at or now
@@ -66,7 +66,7 @@ def _create_upload(request: flask.Request) -> flask.Response:
                 "objectName": object_name,
                 "bucket": settings.bucket,
                 "timezone": upload.request.timezone,
-                "recordedAt": recorded_at.astimezone(dt.timezone.utc),
+                "recordedAt": recorded_at.astimezone(dt.UTC),
                 "uploadExpiresAt": signed.expires_at,
             },
             limits=QuotaLimits(per_hour=settings.uploads_per_hour, per_day=settings.uploads_per_day),
@@ -75,10 +75,10 @@ def _create_upload(request: flask.Request) -> flask.Response:
         logger.info("note created, awaiting upload of %s", upload.audio_type.mime)
 
         response = UploadResponse(
-            note_id=note_id,
-            upload_url=signed.url,
+            noteId=note_id,
+            uploadUrl=signed.url,
             headers=signed.headers,
-            expires_at=signed.expires_at,
-            object_name=object_name,
+            expiresAt=signed.expires_at,
+            objectName=object_name,
         )
         return json_response(response.model_dump(mode="json", by_alias=True), 201)
