@@ -65,6 +65,14 @@ class UploadRequest(BaseModel):
         zone_or_error(value)
         return value
 
+    @field_validator("recorded_at", mode="before")
+    @classmethod
+    def _text_only(cls, value: object) -> object:
+        # Lax pydantic would read a number as a Unix time; the contract is an RFC 3339 string.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("recordedAt must be an ISO 8601 string, for example 2026-03-10T18:30:00-07:00")
+        return value
+
     @field_validator("recorded_at")
     @classmethod
     def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:

@@ -82,3 +82,11 @@ def test_charset_parameter_accepted():
     upload = parse(VALID, content_type="application/json; charset=utf-8")
 
     assert upload.request.timezone == "Europe/Berlin"
+
+
+def test_numeric_recorded_at_rejected():
+    with pytest.raises(InvalidRequest) as caught:
+        parse({**VALID, "recordedAt": 0})
+
+    assert caught.value.code == "invalid_field"
+    assert "recordedAt" in caught.value.message
