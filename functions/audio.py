@@ -173,6 +173,10 @@ def duration_seconds(data: bytes) -> float | None:
     """
     import mutagen
 
+    if sniff_container(data) == "webm":
+        # mutagen 1.47 has no Matroska reader, so mutagen.File returns None here.
+        return webm_duration_seconds(data)
+
     try:
         parsed = mutagen.File(io.BytesIO(data))
     except mutagen.MutagenError as err:
@@ -184,3 +188,113 @@ def duration_seconds(data: bytes) -> float | None:
         return None
     length = getattr(parsed.info, "length", None)
     return float(length) if length else None
+
+
+# EBML element ids of the Matroska/WebM elements that carry timing.
+_EBML_HEADER = 0x1A45DFA3
+_SEGMENT = 0x18538067
+_INFO = 0x1549A966
+_TIMECODE_SCALE = 0x2AD7B1
+_DURATION = 0x4489
+_CLUSTER = 0x1F43B675
+_CLUSTER_TIMECODE = 0xE7
+_BLOCK_GROUP = 0xA0
+_BLOCK = 0xA1
+_SIMPLE_BLOCK = 0xA3
+# Master elements whose children are read. Every other element is skipped by
+# its size, so audio frames are never decoded.
+_DESCENDED = frozenset({_SEGMENT, _INFO, _CLUSTER, _BLOCK_GROUP})
+_DEFAULT_TIMECODE_SCALE_NS = 1_000_000
+
+
+def _read_vint(data: bytes, position: int) -> tuple[int, int, bool]:
+    """Read an EBML variable-length integer at ``position``.
+
+    Returns:
+        ``(value without the length marker, length in bytes, all value bits set)``;
+        all bits set marks an element of unknown size.
+
+    Raises:
+        ValueError: the first byte is zero or the integer runs past the end.
+    """
+    first = data[position]
+    if first == 0:
+        raise ValueError(f"invalid EBML length byte 0 at offset {position}")
+    length = 9 - first.bit_length()
+    if position + length > len(data):
+        raise ValueError(f"EBML integer at offset {position} runs past the end of the file")
+
+    value = first & (0xFF >> length)
+    for byte in data[position + 1 : position + length]:
+        value = (value << 8) | byte
+    return value, length, value == (1 << (7 * length)) - 1
+
+
+def _read_element_id(data: bytes, position: int) -> tuple[int, int]:
+    """Read an element id, which keeps its length marker bits, and return ``(id, length)``."""
+    _, length, _ = _read_vint(data, position)
+    return int.from_bytes(data[position : position + length], "big"), length
+
+
+def webm_duration_seconds(data: bytes) -> float | None:
+    """Read the duration of a WebM file from its EBML structure, without decoding audio.
+
+    The Segment's ``Info/Duration`` is used when present. Browsers recording
+    with MediaRecorder often leave it out, so the fallback is the timecode of
+    the last block found in the clusters, which is the duration minus the last
+    frame (about 20 ms for Opus).
+
+    Returns:
+        The duration in seconds, or None when the file has neither.
+
+    Raises:
+        PermanentProcessingError: reason ``corrupt_audio`` when the file does
+            not start with an EBML header.
+    """
+    import struct
+
+    scale_ns = _DEFAULT_TIMECODE_SCALE_NS
+    declared: float | None = None
+    cluster_timecode = 0
+    last_block: int | None = None
+
+    position = 0
+    try:
+        element_id, _ = _read_element_id(data, 0)
+    except (ValueError, IndexError):
+        element_id = None
+    if element_id != _EBML_HEADER:
+        raise PermanentProcessingError("the WebM file has no EBML header", code=FailureReason.CORRUPT_AUDIO.value)
+
+    while position < len(data):
+        try:
+            element_id, id_length = _read_element_id(data, position)
+            size, size_length, unknown_size = _read_vint(data, position + id_length)
+        except (ValueError, IndexError):
+            # A file cut short ends the scan; the timings found so far stand.
+            break
+        body = position + id_length + size_length
+
+        if element_id in _DESCENDED:
+            position = body
+            continue
+        if unknown_size or body + size > len(data):
+            break
+
+        if element_id == _TIMECODE_SCALE:
+            scale_ns = int.from_bytes(data[body : body + size], "big") or _DEFAULT_TIMECODE_SCALE_NS
+        elif element_id == _DURATION and size in (4, 8):
+            declared = struct.unpack(">f" if size == 4 else ">d", data[body : body + size])[0]
+        elif element_id == _CLUSTER_TIMECODE:
+            cluster_timecode = int.from_bytes(data[body : body + size], "big")
+        elif element_id in (_BLOCK, _SIMPLE_BLOCK):
+            _, track_length, _ = _read_vint(data, body)
+            relative = int.from_bytes(data[body + track_length : body + track_length + 2], "big", signed=True)
+            last_block = max(last_block or 0, cluster_timecode + relative)
+        position = body + size
+
+    if declared is not None and declared > 0:
+        return declared * scale_ns / 1e9
+    if last_block is not None:
+        return last_block * scale_ns / 1e9
+    return None

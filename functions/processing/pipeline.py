@@ -1,4 +1,4 @@
-"""``process_audio``: parse event → claim → fetch → check audio → extract → commit.
+"""``process_audio``: claim → expiry check → download → check audio → extract → commit.
 
 Returning normally acknowledges the event. Raising makes Eventarc redeliver it,
 which happens only for :class:`TransientError` and unexpected errors; every
@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions import audio
-from functions.clients import firestore_client, storage_client
+from functions.clients import firestore_client
 from functions.config import Settings
 from functions.errors import PermanentProcessingError, TransientError
 from functions.extraction import AudioInput, get_extractor
 from functions.models import FailureReason, zone_or_error
 from functions.objects import ObjectRef
 from functions.processing import state
+from functions.processing.blobs import delete_audio, download_audio
 from functions.processing.event import StorageEvent
 
 logger = logging.getLogger(__name__)
@@ -34,57 +35,16 @@ COMMIT_RESERVE_SECONDS = 20
 class Clock:
     """Wall clock and monotonic clock, injectable for tests."""
 
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     monotonic: Callable[[], float] = time.monotonic
 
 
-def _storage_retry() -> Any:
-    from google.api_core import exceptions, retry
-
-    return retry.Retry(
-        predicate=retry.if_exception_type(
-            exceptions.ServiceUnavailable,
-            exceptions.InternalServerError,
-            exceptions.BadGateway,
-            exceptions.GatewayTimeout,
-            exceptions.TooManyRequests,
-            ConnectionError,
-        ),
-        initial=0.5,
-        maximum=5.0,
-        timeout=60.0,
-    )
-
-
-def _download(settings: Settings, event: StorageEvent) -> bytes:
-    """Read the object into memory; its size is bounded by the upload limit.
+def _check(settings: Settings, data: bytes, content_type: str) -> float | None:
+    """Check the bytes and return the duration read from the headers, if any.
 
     Raises:
-        PermanentProcessingError: ``too_large`` or ``audio_missing``.
-        TransientError: Cloud Storage kept failing.
+        PermanentProcessingError: the reason code of the first check that failed.
     """
-    from google.api_core import exceptions
-
-    if event.size_bytes is not None and event.size_bytes > settings.max_upload_bytes:
-        raise PermanentProcessingError(
-            f"the uploaded file has {event.size_bytes} bytes, above the limit of {settings.max_upload_bytes}",
-            code=FailureReason.TOO_LARGE.value,
-        )
-
-    generation = int(event.generation) if event.generation.isdigit() else None
-    blob = storage_client().bucket(event.bucket).blob(event.name, generation=generation)
-    try:
-        return blob.download_as_bytes(retry=_storage_retry(), timeout=60)
-    except exceptions.NotFound as err:
-        raise PermanentProcessingError(
-            "the uploaded audio no longer exists in Cloud Storage", code=FailureReason.AUDIO_MISSING.value
-        ) from err
-    except (exceptions.GoogleAPICallError, exceptions.RetryError, ConnectionError) as err:
-        raise TransientError(f"downloading the audio failed: {type(err).__name__}") from err
-
-
-def _check(settings: Settings, data: bytes, content_type: str) -> float | None:
-    """Check the bytes and return the duration read from the headers, if any."""
     declared = audio.canonical_type(content_type)
     if declared is None:
         raise PermanentProcessingError(
@@ -105,61 +65,79 @@ def _check(settings: Settings, data: bytes, content_type: str) -> float | None:
     return duration
 
 
-def _delete_audio(event: StorageEvent) -> None:
-    from google.api_core import exceptions
-
-    try:
-        storage_client().bucket(event.bucket).blob(event.name).delete(
-            if_generation_match=int(event.generation) if event.generation.isdigit() else None
-        )
-    except exceptions.GoogleAPICallError as err:
-        # The bucket's lifecycle rule removes the object later.
-        logger.warning("deleting the processed audio failed: %s", type(err).__name__)
+def _is_expired(settings: Settings, event: StorageEvent, now: dt.datetime) -> bool:
+    if event.event_time is None:
+        return False
+    return (now - event.event_time).total_seconds() > settings.max_event_age_seconds
 
 
 def process_note(settings: Settings, event: StorageEvent, ref: ObjectRef, clock: Clock = Clock()) -> None:
-    """Process one finalized upload of a note. Raises only for a redelivery."""
-    started = clock.monotonic()
-    now = clock.now()
-    db = firestore_client()
+    """Process one finalized upload of a note.
 
-    if event.event_time is not None and (now - event.event_time).total_seconds() > settings.max_event_age_seconds:
-        failed = state.fail_note(
-            db, ref.uid, ref.note_id, event_id=None, attempt=0,
-            reason=FailureReason.EXPIRED.value,
-            message="the note could not be processed in time; record it again",
-            now=now,
-        )
-        logger.warning("event older than %s s acknowledged; note marked failed: %s", settings.max_event_age_seconds, failed)
-        return
+    Returns normally, which acknowledges the event, when the note ended
+    ``done`` or ``failed`` here or needs no work from this delivery.
+
+    Raises:
+        TransientError: a dependency failed or another delivery of the same
+            event holds the note's lease; the event must be delivered again.
+        Exception: any unexpected error, also after releasing the lease.
+    """
+    started = clock.monotonic()
+    db = firestore_client()
 
     claim = state.claim_note(
         db, ref.uid, ref.note_id,
-        event_id=event.event_id, generation=event.generation, now=now,
+        event_id=event.event_id, generation=event.generation, now=clock.now(),
         lease_seconds=settings.function_timeout_seconds,
-    )
+    )  # fmt: skip
     if claim.outcome is state.ClaimOutcome.LEASED_BY_SAME_EVENT:
         raise TransientError("another delivery of this event holds the note's lease; retry later")
+    if claim.outcome is state.ClaimOutcome.MISSING:
+        logger.warning("event acknowledged without work: note document users/<uid>/voiceNotes/%s not found", ref.note_id)
+        return
     if claim.outcome is not state.ClaimOutcome.CLAIMED:
         logger.info("event acknowledged without work: %s", claim.outcome.value)
         return
 
     logger.info("note processing, attempt %d", claim.attempt, extra={"labels": {"attempt": claim.attempt}})
     try:
+        # The expiry check runs under the lease, so an expired event never
+        # fails a note that a newer event is processing.
+        if _is_expired(settings, event, clock.now()):
+            raise PermanentProcessingError(
+                f"the storage event is older than {settings.max_event_age_seconds} s; record the note again",
+                code=FailureReason.EXPIRED.value,
+            )
         _run(settings, event, ref, claim, started, clock)
     except PermanentProcessingError as err:
-        state.fail_note(
-            db, ref.uid, ref.note_id, event_id=event.event_id, attempt=claim.attempt,
-            reason=err.code, message=err.message, now=clock.now(),
-        )
-        logger.warning("note failed: %s: %s", err.code, err.message)
-        if settings.delete_audio_after_failed:
-            _delete_audio(event)
+        _fail(settings, db, event, ref, claim, err, clock)
     except Exception as err:
         code = err.code if isinstance(err, TransientError) else "unexpected_error"
         state.release_note(db, ref.uid, ref.note_id, event_id=event.event_id, error_code=code, now=clock.now())
-        logger.warning("note processing will be retried after %s", type(err).__name__)
+        logger.warning("note processing will be retried after %s: %s", type(err).__name__, err)
         raise
+
+
+def _fail(
+    settings: Settings,
+    db: Any,
+    event: StorageEvent,
+    ref: ObjectRef,
+    claim: state.Claim,
+    err: PermanentProcessingError,
+    clock: Clock,
+) -> None:
+    marked = state.fail_note(
+        db, ref.uid, ref.note_id,
+        event_id=event.event_id, attempt=claim.attempt, reason=err.code, message=err.message, now=clock.now(),
+    )  # fmt: skip
+    if not marked:
+        logger.warning("lease lost before marking the note failed (%s); another delivery owns the note", err.code)
+        return
+
+    logger.warning("note failed: %s: %s", err.code, err.message)
+    if settings.delete_audio_after_failed:
+        delete_audio(event)
 
 
 def _run(settings: Settings, event: StorageEvent, ref: ObjectRef, claim: state.Claim, started: float, clock: Clock) -> None:
@@ -167,7 +145,7 @@ def _run(settings: Settings, event: StorageEvent, ref: ObjectRef, claim: state.C
     timings: dict[str, int] = {}
 
     step = clock.monotonic()
-    data = _download(settings, event)
+    data = download_audio(settings, event)
     content_type = note.get("contentType") or event.content_type or ""
     duration = _check(settings, data, content_type)
     timings["downloadMs"] = round((clock.monotonic() - step) * 1000)
@@ -185,17 +163,20 @@ def _run(settings: Settings, event: StorageEvent, ref: ObjectRef, claim: state.C
     timings["extractMs"] = round((clock.monotonic() - step) * 1000)
 
     step = clock.monotonic()
+    db = firestore_client()
     committed = state.complete_note(
-        firestore_client(), ref.uid, ref.note_id,
+        db, ref.uid, ref.note_id,
         event_id=event.event_id, attempt=claim.attempt, result=result, timings_ms=timings, now=clock.now(),
-    )
+    )  # fmt: skip
     if not committed:
         logger.warning("lease lost before commit; another delivery owns the note")
         return
+    write_ms = round((clock.monotonic() - step) * 1000)
+    state.record_write_time(db, ref.uid, ref.note_id, write_ms=write_ms)
     logger.info(
-        "note done with %d tasks (download %d ms, extract %d ms, commit %d ms)",
-        len(result.tasks), timings["downloadMs"], timings["extractMs"], round((clock.monotonic() - step) * 1000),
-    )
+        "note done with %d tasks (download %d ms, extract %d ms, write %d ms)",
+        len(result.tasks), timings["downloadMs"], timings["extractMs"], write_ms,
+    )  # fmt: skip
 
     if settings.delete_audio_after_done:
-        _delete_audio(event)
+        delete_audio(event)

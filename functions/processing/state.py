@@ -53,8 +53,18 @@ class Claim:
     note: dict[str, Any] = field(default_factory=dict)
 
 
-def _firestore_retry() -> Any:
-    """Return the retry policy for Firestore calls: transient gRPC errors, bounded at 30 s."""
+# Bound on retrying one Firestore call. An instance that waits longer occupies
+# one of the few instances (process_audio is deployed with at most 3) while other events
+# queue, so a longer outage is left to Eventarc's redelivery.
+# NOTE: the BeginTransaction call that opens each transaction keeps the
+# client library's own retry (60 s deadline in google-cloud-firestore 2.34),
+# so during an outage a transaction fails after about 60 s, not 15 s.
+FIRESTORE_RETRY_SECONDS = 15.0
+FIRESTORE_CALL_TIMEOUT_SECONDS = 10.0
+
+
+def firestore_retry() -> Any:
+    """Return the retry policy for Firestore calls: transient gRPC errors, bounded at :data:`FIRESTORE_RETRY_SECONDS`."""
     from google.api_core import exceptions, retry
 
     return retry.Retry(
@@ -64,13 +74,13 @@ def _firestore_retry() -> Any:
         initial=0.2,
         maximum=3.0,
         multiplier=2.0,
-        timeout=30.0,
+        timeout=FIRESTORE_RETRY_SECONDS,
     )
 
 
 def _run_in_transaction(client: firestore.Client, function: Any) -> Any:
     """Run a ``@transactional`` function, retrying transient errors with a fresh transaction each time."""
-    return _firestore_retry()(lambda: function(client.transaction()))()
+    return firestore_retry()(lambda: function(client.transaction()))()
 
 
 def _history_entry(status: NoteStatus, now: dt.datetime, attempt: int) -> dict[str, Any]:
@@ -94,7 +104,7 @@ def claim_note(
 
     @firestore.transactional
     def run(transaction: firestore.Transaction) -> Claim:
-        snapshot = ref.get(transaction=transaction)
+        snapshot = ref.get(transaction=transaction, retry=firestore_retry(), timeout=FIRESTORE_CALL_TIMEOUT_SECONDS)
         if not snapshot.exists:
             return Claim(ClaimOutcome.MISSING)
 
@@ -177,7 +187,7 @@ def complete_note(
 
     @firestore.transactional
     def run(transaction: firestore.Transaction) -> bool:
-        snapshot = ref.get(transaction=transaction)
+        snapshot = ref.get(transaction=transaction, retry=firestore_retry(), timeout=FIRESTORE_CALL_TIMEOUT_SECONDS)
         if not _holds_lease(snapshot.to_dict() or {}, event_id):
             return False
 
@@ -216,20 +226,17 @@ def fail_note(
     uid: str,
     note_id: str,
     *,
-    event_id: str | None,
+    event_id: str,
     attempt: int,
     reason: str,
     message: str,
     now: dt.datetime,
 ) -> bool:
-    """Mark the note ``failed`` with a reason code the app can show.
-
-    With ``event_id`` set, the write happens only while that event holds the
-    lease. With ``event_id=None`` (an expired event), any note that is not yet
-    ``done`` or ``failed`` is failed.
+    """Mark the note ``failed`` with a reason code the app can show, while ``event_id`` holds its lease.
 
     Returns:
-        True when the note was marked ``failed``.
+        True when the note was marked ``failed``; False when this event no
+        longer holds the lease, and nothing was written.
     """
     from google.cloud import firestore
 
@@ -237,15 +244,8 @@ def fail_note(
 
     @firestore.transactional
     def run(transaction: firestore.Transaction) -> bool:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            return False
-
-        note = snapshot.to_dict() or {}
-        if event_id is None:
-            if note.get("status") in FINAL_STATUSES:
-                return False
-        elif not _holds_lease(note, event_id):
+        snapshot = ref.get(transaction=transaction, retry=firestore_retry(), timeout=FIRESTORE_CALL_TIMEOUT_SECONDS)
+        if not _holds_lease(snapshot.to_dict() or {}, event_id):
             return False
 
         transaction.update(
@@ -264,6 +264,22 @@ def fail_note(
     return marked
 
 
+def record_write_time(client: firestore.Client, uid: str, note_id: str, *, write_ms: int) -> None:
+    """Add ``timingsMs.writeMs``, the duration of the commit that made the note ``done``.
+
+    The commit cannot contain its own duration, so this is a second write
+    after it. Best effort: a failure is logged and the note stays ``done``
+    without ``writeMs``.
+    """
+    from google.api_core import exceptions
+
+    ref = client.document(note_path(uid, note_id))
+    try:
+        ref.update({"timingsMs.writeMs": write_ms}, retry=firestore_retry())
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as err:
+        logger.warning("recording the write time of a done note failed: %s", type(err).__name__)
+
+
 def release_note(client: firestore.Client, uid: str, note_id: str, *, event_id: str, error_code: str, now: dt.datetime) -> None:
     """End this delivery's lease after a transient failure, so the redelivery can claim the note at once.
 
@@ -276,7 +292,7 @@ def release_note(client: firestore.Client, uid: str, note_id: str, *, event_id: 
 
     @firestore.transactional
     def run(transaction: firestore.Transaction) -> None:
-        snapshot = ref.get(transaction=transaction)
+        snapshot = ref.get(transaction=transaction, retry=firestore_retry(), timeout=FIRESTORE_CALL_TIMEOUT_SECONDS)
         if _holds_lease(snapshot.to_dict() or {}, event_id):
             transaction.update(
                 ref,
