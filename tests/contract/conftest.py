@@ -1,8 +1,7 @@
 """Fixtures for the client contract tests: the spec, the stack and response validation.
 
-The stack fixtures come from ``tests/integration/conftest.py``. A fixture that
-is imported here is registered again for this directory, so a session that
-runs both directories starts one stack for each.
+The stack fixtures come from ``tests/conftest.py``, so one stack serves the
+whole session.
 """
 
 from __future__ import annotations
@@ -22,11 +21,9 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
 from devstack.stack import REPO_ROOT, LocalStack
-from tests.integration.conftest import mint_token, sample_path, stack, stack_extra_env
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["mint_token", "sample_path", "stack", "stack_extra_env"]
 
 SPEC_PATH: Path = REPO_ROOT / "openapi.yaml"
 HTTP_TIMEOUT_SECONDS = 30.0

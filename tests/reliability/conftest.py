@@ -1,8 +1,7 @@
 """Fixtures for the reliability suite: the local stack, the fake Gemini and shared helpers.
 
-The stack fixtures come from ``tests/integration/conftest.py``. A fixture
-imported here is registered again for this directory, so a session that also
-runs ``tests/integration`` starts a second stack.
+The stack fixtures (``stack``, ``clean_stack``, ``backend``, ``mint_token``)
+come from ``tests/conftest.py``, so one stack serves the whole session.
 """
 
 from __future__ import annotations
@@ -22,11 +21,9 @@ import requests
 from devstack.client import BackendClient, UploadTicket
 from devstack.stack import DEVSTACK_DIR, REPO_ROOT, LocalStack
 from tests.fakes.gemini import FakeGemini, Script, Step
-from tests.integration.conftest import backend, clean_stack, mint_token, sample_path, stack, stack_extra_env
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["backend", "clean_stack", "mint_token", "sample_path", "stack", "stack_extra_env"]
 
 MANIFEST: dict[str, Any] = json.loads((REPO_ROOT / "samples" / "manifest.json").read_text(encoding="utf-8"))
 ENTRIES: dict[str, dict[str, Any]] = {entry["file"]: entry for entry in MANIFEST["files"]}
@@ -47,12 +44,12 @@ BRIDGE_MAX_BACKOFF_SECONDS = 2.0
 FIGURES_PATH = DEVSTACK_DIR / "reliability-figures.json"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def gemini_functions(stack: LocalStack) -> Iterator[FakeGemini]:
     """The fake Gemini, with the stack's functions switched to it and the bridge retrying fast.
 
     The functions go back to the offline extractor and the bridge to its
-    backoff when the session ends.
+    backoff after the last reliability test, so later folders see the usual stack.
     """
     original_bridge = stack.bridge.config
     with FakeGemini(Script(fallback=Step("echo")), api_key="test-key") as fake:

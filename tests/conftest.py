@@ -1,4 +1,4 @@
-"""Fixtures for integration tests against the local stack.
+"""Fixtures shared by every test folder that needs the local stack.
 
 ``stack`` runs one :class:`devstack.LocalStack` per test session (a few
 seconds to start) with the settings from ``stack_extra_env``, which a test
