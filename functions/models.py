@@ -24,7 +24,7 @@ class NoteStatus(str, Enum):
 
 
 class FailureReason(str, Enum):
-    """Reason codes stored on a ``failed`` note; the app maps them to messages."""
+    """Reason codes stored on a ``failed`` note, which the app maps to messages."""
 
     EMPTY_FILE = "empty_file"
     TOO_LARGE = "too_large"
@@ -68,7 +68,7 @@ class UploadRequest(BaseModel):
     @field_validator("recorded_at", mode="before")
     @classmethod
     def _text_only(cls, value: object) -> object:
-        # Lax pydantic would read a number as a Unix time; the contract is an RFC 3339 string.
+        # Lax pydantic would read a number as a Unix time, but the contract is an RFC 3339 string.
         if value is not None and not isinstance(value, str):
             raise ValueError("recordedAt must be an ISO 8601 string, for example 2026-03-10T18:30:00-07:00")
         return value
@@ -100,7 +100,7 @@ class ExtractedTask(BaseModel):
     title: str
     notes: str | None = None
     due_at: dt.datetime | None = None
-    """UTC instant for a timed task; None for all-day tasks and tasks with no date."""
+    """UTC instant for a timed task, or None for all-day tasks and tasks with no date."""
     due_date: dt.date | None = None
     """Local calendar date in the note's time zone."""
     all_day: bool = False
@@ -109,7 +109,7 @@ class ExtractedTask(BaseModel):
 
 
 class ExtractionResult(BaseModel):
-    """What an extractor returns for one note."""
+    """Transcript and tasks that an extractor returns for one note."""
 
     transcript: str
     tasks: list[ExtractedTask]
