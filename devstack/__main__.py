@@ -61,7 +61,13 @@ def print_summary(stack: LocalStack) -> None:
     print(f"#   health         GET  {endpoints.health}")
     print(f"#   bridge stats   GET  {endpoints.bridge_stats}")
     print(f"# Logs: {stack.log_dir}")
-    for name, value in stack.client_env.items():
+    client_env = {
+        **stack.client_env,
+        # Read by the braindump command-line client.
+        "BRAINDUMP_UPLOAD_URL": endpoints.upload_url,
+        "BRAINDUMP_HEALTH_URL": endpoints.health,
+    }
+    for name, value in client_env.items():
         print(f"export {name}={shlex.quote(value)}")
     sys.stdout.flush()
 
