@@ -19,7 +19,7 @@ from functions.clients import firestore_client
 from functions.config import Settings
 from functions.errors import PermanentProcessingError, TransientError
 from functions.extraction import AudioInput, get_extractor
-from functions.models import FailureReason, zone_or_error
+from functions.models import FailureReason, NoteStatus, zone_or_error
 from functions.objects import ObjectRef
 from functions.processing import state
 from functions.processing.blobs import delete_audio, download_audio
@@ -97,6 +97,12 @@ def process_note(settings: Settings, event: StorageEvent, ref: ObjectRef, clock:
         return
     if claim.outcome is not state.ClaimOutcome.CLAIMED:
         logger.info("event acknowledged without work: %s", claim.outcome.value)
+        if claim.outcome is state.ClaimOutcome.FINAL and claim.note.get("status") == NoteStatus.DONE.value:
+            # A PUT retried after the note was done can store the audio again (on
+            # real GCS once the first object is deleted, since the create-only
+            # precondition only sees the live object). Nothing else removes it.
+            if settings.delete_audio_after_done:
+                delete_audio(event)
         return
 
     logger.info("note processing, attempt %d", claim.attempt, extra={"labels": {"attempt": claim.attempt}})

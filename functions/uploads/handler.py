@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from functions.clients import firestore_client
 from functions.config import get_settings
-from functions.errors import BraindumpError, MethodNotAllowed
+from functions.errors import BraindumpError, ConfigError, MethodNotAllowed
 from functions.http import error_response, json_response
 from functions.log import log_context, trace_from_headers, uid_hash
 from functions.models import UploadResponse
@@ -23,17 +23,23 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
 def handle_upload_url(request: flask.Request) -> flask.Response:
     """Verify the caller, create an ``awaiting_upload`` note and return a signed PUT URL."""
-    settings = get_settings()
-    trace = trace_from_headers(request.headers, settings.project_id)
-
-    with log_context(trace=trace, function="upload_url"):
+    with log_context(function="upload_url"):
         try:
-            return _create_upload(request)
-        except BraindumpError as err:
-            logger.info("upload_url rejected: %s (%s)", err.code, err.http_status)
-            return error_response(err)
+            settings = get_settings()
+        except ConfigError as err:
+            # The variable and its value go to the log only; callers learn that the deployment is broken.
+            logger.error("upload_url cannot serve because the settings are invalid: %s", err.message)
+            return error_response(ConfigError("the backend's settings are invalid; the operator log names the variable to fix"))
+
+        with log_context(trace=trace_from_headers(request.headers, settings.project_id)):
+            try:
+                return _create_upload(request)
+            except BraindumpError as err:
+                logger.info("upload_url rejected: %s (%s)", err.code, err.http_status)
+                return error_response(err)
 
 
 def _create_upload(request: flask.Request) -> flask.Response:

@@ -66,10 +66,9 @@ def test_upload_settings_missing(
         timeout=TIMEOUT_SECONDS,
     )
 
-    # get_settings() fails before the handler's error handling starts, so the
-    # functions framework responds with its own non-JSON page.
-    assert response.status_code == 500
-    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.status_code == 500, response.text
+    assert response.json()["error"]["code"] == "config_invalid"
+    assert "UPLOAD_BUCKET" not in response.text
     conforms(response)
 
 

@@ -125,3 +125,27 @@ def test_gemini_note_reaches_done(gemini_stack, mint_token, sample_path):
     tasks = sorted(backend.tasks("carol", note_id), key=lambda task: task["index"])
     assert [task["title"] for task in tasks] == [task["title"] for task in expected]
     assert [task["dueDate"] for task in tasks] == [(task["due"] or "")[:10] or None for task in expected]
+
+
+def test_reupload_after_done_is_deleted(backend, clean_stack, mint_token, sample_path):
+    path = sample_path("01-dentist-tomorrow-3pm.m4a")
+    recorded_at, zone = reference(path.name)
+    ticket = backend.ticket(
+        mint_token("dave"), content_type="audio/x-m4a", size_bytes=path.stat().st_size, timezone=zone,
+        recorded_at=recorded_at,
+    )
+    assert backend.put_file(ticket, path).status_code == 200
+    note = backend.wait_for_note("dave", ticket.note_id, timeout_seconds=180)
+    assert note["status"] == "done"
+    deliveries = clean_stack.bridge.stats().succeeded
+
+    # fake-gcs-server ignores x-goog-if-generation-match, so the retried PUT stores a new generation.
+    assert backend.put_file(ticket, path).status_code == 200
+    deadline = time.monotonic() + 60
+    while clean_stack.bridge.stats().succeeded <= deliveries and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert clean_stack.bridge.stats().succeeded == deliveries + 1
+    assert not object_exists(clean_stack, ticket.object_name)
+    assert len(backend.tasks("dave", ticket.note_id)) == 1
+    assert backend.note("dave", ticket.note_id)["history"] == note["history"]
