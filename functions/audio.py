@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 from dataclasses import dataclass
 
 from functions.errors import PermanentProcessingError
@@ -173,15 +174,16 @@ def duration_seconds(data: bytes) -> float | None:
     """
     import mutagen
 
-    if sniff_container(data) == "webm":
-        # mutagen 1.47 has no Matroska reader, so mutagen.File returns None here.
-        return webm_duration_seconds(data)
-
     try:
+        if sniff_container(data) == "webm":
+            # mutagen 1.47 has no Matroska reader, so mutagen.File returns None here.
+            return webm_duration_seconds(data)
         parsed = mutagen.File(io.BytesIO(data))
-    except mutagen.MutagenError as err:
+    except (mutagen.MutagenError, IndexError, ValueError, OverflowError, struct.error, EOFError) as err:
+        # Crafted headers (a 64-bit box size, a block cut short) surface as
+        # these errors from the parsers instead of MutagenError.
         raise PermanentProcessingError(
-            f"the audio headers could not be read: {err}", code=FailureReason.CORRUPT_AUDIO.value
+            f"the audio headers could not be read: {type(err).__name__}", code=FailureReason.CORRUPT_AUDIO.value
         ) from err
 
     if parsed is None or parsed.info is None:

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from functions.config import Settings, get_settings
-from functions.errors import ConfigError, MethodNotAllowed, Unauthenticated
+from functions.errors import BraindumpError, ConfigError, MethodNotAllowed, Unauthenticated
 from functions.health_probes import ProbeRunner
 from functions.health_status import (
     CONNECTED,
@@ -78,6 +78,11 @@ def _is_authenticated(request: flask.Request, settings: Settings | None) -> bool
         # print-identity-token) too. Until then operators read checks in
         # _health/latest or in the logs.
         logger.info("health caller treated as anonymous: %s", err.code)
+        return False
+    except BraindumpError as err:
+        # The token could not be checked at all (certificates or the Auth API
+        # unreachable); health must still answer, with the anonymous body.
+        logger.warning("health caller treated as anonymous, token check failed: %s", err.code)
         return False
     return True
 

@@ -7,6 +7,9 @@ Firestore documents that the app reads.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
+import zoneinfo
 from enum import Enum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -41,12 +44,24 @@ class FailureReason(str, Enum):
     EXTRACTION_FAILED = "extraction_failed"
 
 
+@functools.cache
+def _iana_zones() -> frozenset[str]:
+    # Only names from the zone list: ZoneInfo() would also open files such as
+    # "localtime" or a folder such as "America".
+    return frozenset(zoneinfo.available_timezones() - {"localtime", "Factory"})
+
+
 def zone_or_error(name: str) -> ZoneInfo:
     """Return the IANA zone ``name``, or raise ValueError naming it."""
+    if name not in _iana_zones():
+        raise ValueError(f"'{name[:64]}' is not an IANA time zone such as Europe/Berlin")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as err:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as err:
         raise ValueError(f"'{name}' is not an IANA time zone such as Europe/Berlin") from err
+
+
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 class UploadRequest(BaseModel):
@@ -68,9 +83,10 @@ class UploadRequest(BaseModel):
     @field_validator("recorded_at", mode="before")
     @classmethod
     def _text_only(cls, value: object) -> object:
-        # Lax pydantic would read a number as a Unix time, but the contract is an RFC 3339 string.
-        if value is not None and not isinstance(value, str):
-            raise ValueError("recordedAt must be an ISO 8601 string, for example 2026-03-10T18:30:00-07:00")
+        # Lax pydantic would read a number, or a string of digits, as a Unix
+        # time, but the contract is an RFC 3339 date-time string.
+        if value is not None and not (isinstance(value, str) and _ISO_DATE_TIME.match(value)):
+            raise ValueError("recordedAt must be an ISO 8601 date-time, for example 2026-03-10T18:30:00-07:00")
         return value
 
     @field_validator("recorded_at")

@@ -101,6 +101,24 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(MAX_BACKOFF_SECONDS, 0.05 * 2**attempt)))
 
 
+# Each Firestore call of upload_url gets this timeout per attempt and this
+# overall retry budget, so that a hanging Firestore yields a 503 well inside
+# the function's 60 s timeout instead of the client library's 300 s default.
+FIRESTORE_CALL_TIMEOUT_SECONDS = 10.0
+FIRESTORE_RETRY_SECONDS = 20.0
+
+
+def _call_retry() -> Any:
+    from google.api_core import exceptions, retry
+
+    return retry.Retry(
+        predicate=retry.if_exception_type(exceptions.ServiceUnavailable, exceptions.DeadlineExceeded),
+        initial=0.2,
+        maximum=2.0,
+        timeout=FIRESTORE_RETRY_SECONDS,
+    )
+
+
 def create_note_with_quota(
     client: firestore.Client,
     *,
@@ -143,8 +161,12 @@ def create_note_with_quota(
         "history": [{"status": NoteStatus.AWAITING_UPLOAD.value, "at": now, "attempt": 0}],
     }
 
+    retry = _call_retry()
     for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
-        snapshot = quota_ref.get()
+        try:
+            snapshot = quota_ref.get(retry=retry, timeout=FIRESTORE_CALL_TIMEOUT_SECONDS)
+        except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as err:
+            raise TransientError(f"reading the upload quota failed: {type(err).__name__}; retry shortly") from err
         counts = _next_counts(snapshot.to_dict() or {}, now, limits)
 
         batch = client.batch()
@@ -155,7 +177,7 @@ def create_note_with_quota(
         batch.create(note_ref, document)
 
         try:
-            batch.commit()
+            batch.commit(retry=retry, timeout=FIRESTORE_CALL_TIMEOUT_SECONDS)
             return
         except (api_exceptions.FailedPrecondition, api_exceptions.AlreadyExists, api_exceptions.NotFound) as err:
             # The note id is 128 random bits, so AlreadyExists comes from the
@@ -163,6 +185,8 @@ def create_note_with_quota(
             logger.info(
                 "quota commit lost a race (attempt %d of %d): %s", attempt, MAX_COMMIT_ATTEMPTS, type(err).__name__
             )
+        except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as err:
+            raise TransientError(f"creating the note failed: {type(err).__name__}; retry shortly") from err
         _backoff(attempt)
 
     raise TransientError(

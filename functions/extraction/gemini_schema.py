@@ -97,6 +97,10 @@ class GeminiExtraction(BaseModel):
     ]
 
 
+MIN_DUE_YEAR = 1900
+MAX_DUE_YEAR = 2199
+
+
 def parse_due(value: str) -> dt.date | dt.datetime:
     """Parse a due value of the form ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM``.
 
@@ -104,11 +108,19 @@ def parse_due(value: str) -> dt.date | dt.datetime:
         A date for a date-only value, a naive local date-time otherwise.
 
     Raises:
-        ValueError: the value is not a real calendar date or clock time.
+        ValueError: the value is not a real calendar date or clock time, or
+            its year is outside ``MIN_DUE_YEAR`` to ``MAX_DUE_YEAR``.
     """
+    parsed: dt.date | dt.datetime
     if "T" in value:
-        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M")
-    return dt.date.fromisoformat(value)
+        parsed = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M")
+    else:
+        parsed = dt.date.fromisoformat(value)
+
+    # Years near 1 or 9999 overflow when converted between time zones.
+    if not MIN_DUE_YEAR <= parsed.year <= MAX_DUE_YEAR:
+        raise ValueError(f"due year {parsed.year} is outside {MIN_DUE_YEAR} to {MAX_DUE_YEAR}")
+    return parsed
 
 
 # English names regardless of the process locale, which ``strftime("%A")`` would follow.

@@ -38,6 +38,19 @@ def _parse_time(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def _parse_size(value: Any) -> int | None:
+    """Return the object size, or None when the field is absent or not a decimal count.
+
+    StorageObjectData sends the size as a string of digits. Anything else is
+    ignored, and the download's own cap still bounds the bytes read.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isdigit() and len(value) <= 20:
+        return int(value)
+    return None
+
+
 def parse_event(attributes: dict[str, Any], data: Any) -> StorageEvent:
     """Build a :class:`StorageEvent` from CloudEvent attributes and its StorageObjectData body.
 
@@ -53,7 +66,6 @@ def parse_event(attributes: dict[str, Any], data: Any) -> StorageEvent:
     if not event_id or not isinstance(bucket, str) or not isinstance(name, str):
         raise MalformedEvent("the event lacks its id, bucket or object name")
 
-    size = data.get("size")
     return StorageEvent(
         event_id=str(event_id),
         event_time=_parse_time(attributes.get("time")) or _parse_time(data.get("timeCreated")),
@@ -61,5 +73,5 @@ def parse_event(attributes: dict[str, Any], data: Any) -> StorageEvent:
         name=name,
         generation=str(data.get("generation") or ""),
         content_type=data.get("contentType"),
-        size_bytes=int(size) if size not in (None, "") else None,
+        size_bytes=_parse_size(data.get("size")),
     )

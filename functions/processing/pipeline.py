@@ -88,7 +88,7 @@ def process_note(settings: Settings, event: StorageEvent, ref: ObjectRef, clock:
     claim = state.claim_note(
         db, ref.uid, ref.note_id,
         event_id=event.event_id, generation=event.generation, now=clock.now(),
-        lease_seconds=settings.function_timeout_seconds,
+        lease_seconds=settings.function_timeout_seconds, object_name=event.name,
     )  # fmt: skip
     if claim.outcome is state.ClaimOutcome.LEASED_BY_SAME_EVENT:
         raise TransientError("another delivery of this event holds the note's lease; retry later")

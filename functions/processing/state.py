@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FINAL_STATUSES = frozenset({NoteStatus.DONE.value, NoteStatus.FAILED.value})
+TRANSACTION_ATTEMPTS = 15
 
 
 class ClaimOutcome(enum.Enum):
@@ -42,6 +43,7 @@ class ClaimOutcome(enum.Enum):
     FINAL = "final"
     LEASED_BY_OTHER_EVENT = "leased_by_other_event"
     LEASED_BY_SAME_EVENT = "leased_by_same_event"
+    OTHER_OBJECT = "other_object"
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,9 @@ def firestore_retry() -> Any:
 
 def _run_in_transaction(client: firestore.Client, function: Any) -> Any:
     """Run a ``@transactional`` function, retrying transient errors with a fresh transaction each time."""
-    return firestore_retry()(lambda: function(client.transaction()))()
+    # Five attempts (the library's default) were used up by five concurrent
+    # duplicate deliveries of one note on the emulator, so contention gets more room.
+    return firestore_retry()(lambda: function(client.transaction(max_attempts=TRANSACTION_ATTEMPTS)))()
 
 
 def _history_entry(status: NoteStatus, now: dt.datetime, attempt: int) -> dict[str, Any]:
@@ -96,8 +100,14 @@ def claim_note(
     generation: str,
     now: dt.datetime,
     lease_seconds: int,
+    object_name: str | None = None,
 ) -> Claim:
-    """Try to move the note to ``processing`` for this event, in a transaction."""
+    """Try to move the note to ``processing`` for this event, in a transaction.
+
+    With ``object_name`` set, an event for any object other than the one
+    ``upload_url`` issued for the note (another extension, say) leaves the note
+    untouched and returns ``OTHER_OBJECT``.
+    """
     from google.cloud import firestore
 
     ref = client.document(note_path(uid, note_id))
@@ -109,6 +119,8 @@ def claim_note(
             return Claim(ClaimOutcome.MISSING)
 
         note = snapshot.to_dict() or {}
+        if object_name is not None and note.get("objectName") not in (None, object_name):
+            return Claim(ClaimOutcome.OTHER_OBJECT, note.get("attempt", 0), note)
         if note.get("status") in FINAL_STATUSES:
             return Claim(ClaimOutcome.FINAL, note.get("attempt", 0), note)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4096
+# Bounds of recordedAt. A note may be uploaded long after it was recorded
+# offline, and a phone's clock may run a little fast, but dates near year 1
+# or 9999 overflow in time-zone arithmetic.
+EARLIEST_RECORDING = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+MAX_CLOCK_SKEW = dt.timedelta(days=1)
 _FIELD_NAMES = {"content_type": "contentType", "size_bytes": "sizeBytes", "recorded_at": "recordedAt"}
 
 
@@ -107,7 +113,8 @@ def parse_upload_request(body: bytes, content_type_header: str | None, *, max_up
 
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        # RecursionError: a few KB of nested brackets exceed the parser's depth.
         raise InvalidRequest("the request body is not valid JSON", code="invalid_json") from err
     if not isinstance(payload, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
@@ -119,7 +126,7 @@ def parse_upload_request(body: bytes, content_type_header: str | None, *, max_up
         raise InvalidRequest(message, code=code) from err
 
     audio_type = canonical_type(request.content_type)
-    if audio_type is None:
+    if audio_type is None or not request.content_type.isprintable():
         raise InvalidRequest(
             f"field 'contentType' value '{request.content_type[:100]}' is not an accepted audio type; "
             f"send one of {', '.join(ACCEPTED_TYPES)}",
@@ -132,4 +139,25 @@ def parse_upload_request(body: bytes, content_type_header: str | None, *, max_up
             code="file_too_large",
         )
 
+    _check_recorded_at(request.recorded_at, dt.datetime.now(dt.UTC))
+
     return ValidUpload(request=request, audio_type=audio_type)
+
+
+def _check_recorded_at(recorded_at: dt.datetime | None, now: dt.datetime) -> None:
+    """Reject a recording time that no phone could send, before it reaches date arithmetic."""
+    if recorded_at is None:
+        return
+
+    earliest = EARLIEST_RECORDING
+    latest = now + MAX_CLOCK_SKEW
+    try:
+        in_range = earliest <= recorded_at <= latest
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise InvalidRequest(
+            f"field 'recordedAt' must lie between {earliest:%Y-%m-%d} and {latest:%Y-%m-%dT%H:%M}Z; "
+            "send the time the note was recorded",
+            code="invalid_field",
+        )

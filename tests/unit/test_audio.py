@@ -104,3 +104,22 @@ def test_truncated_mp4_is_corrupt():
         audio.duration_seconds((SAMPLES / "edge-truncated.m4a").read_bytes())
 
     assert caught.value.code == "corrupt_audio"
+
+
+def crafted_webm() -> bytes:
+    # A SimpleBlock element id with a zero size, cut off at the end of the file.
+    return (SAMPLES / "12-electricity-free-trial.webm").read_bytes() + bytes([0xA3, 0x80])
+
+
+def crafted_mp4() -> bytes:
+    # An ftyp box that declares a 64-bit size of 2**63 + 5 bytes.
+    rest = (SAMPLES / "01-dentist-tomorrow-3pm.m4a").read_bytes()[16:]
+    return (1).to_bytes(4, "big") + b"ftyp" + (2**63 + 5).to_bytes(8, "big") + rest
+
+
+@pytest.mark.parametrize("build", [crafted_webm, crafted_mp4], ids=["webm-cut-block", "mp4-huge-box"])
+def test_crafted_headers_are_corrupt(build):
+    with pytest.raises(PermanentProcessingError) as caught:
+        audio.duration_seconds(build())
+
+    assert caught.value.code == "corrupt_audio"

@@ -43,3 +43,14 @@ def test_event_time_falls_back_to_creation():
 def test_malformed_event_rejected(attributes, data):
     with pytest.raises(MalformedEvent):
         parse_event(attributes, data)
+
+
+@pytest.mark.parametrize("size", ["abc", [1], "1.5", "9" * 5000, -3, True, None, ""], ids=repr)
+def test_unusable_size_ignored(size):
+    event = parse_event({"id": "ev-1"}, {**DATA, "size": size})
+
+    assert event.size_bytes is None
+
+
+def test_integer_size_accepted():
+    assert parse_event({"id": "ev-1"}, {**DATA, "size": 42}).size_bytes == 42

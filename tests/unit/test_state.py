@@ -263,3 +263,21 @@ def test_write_time_added(db):
     assert note["timingsMs"] == {"downloadMs": 1, "extractMs": 2, "writeMs": 7}
     assert note["status"] == "done"
 
+
+
+def test_claim_other_object_untouched(db):
+    issued = f"voice-notes/{UID}/n.m4a"
+    note_id = new_note(db, objectName=issued)
+
+    other = state.claim_note(
+        db, UID, note_id, event_id="ev-1", generation="17", now=T0, lease_seconds=LEASE_SECONDS,
+        object_name=f"voice-notes/{UID}/n.wav",
+    )  # fmt: skip
+    same = state.claim_note(
+        db, UID, note_id, event_id="ev-2", generation="17", now=T0, lease_seconds=LEASE_SECONDS,
+        object_name=issued,
+    )  # fmt: skip
+
+    assert other.outcome is ClaimOutcome.OTHER_OBJECT
+    assert same.outcome is ClaimOutcome.CLAIMED
+    assert read_note(db, note_id)["lease"]["eventId"] == "ev-2"

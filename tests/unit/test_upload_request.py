@@ -90,3 +90,32 @@ def test_numeric_recorded_at_rejected():
 
     assert caught.value.code == "invalid_field"
     assert "recordedAt" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("recordedAt", "9999-12-31T23:00:00+00:00", "invalid_field"),
+        ("recordedAt", "0001-01-01T00:00:00+14:00", "invalid_field"),
+        ("recordedAt", "2999-01-01T00:00:00Z", "invalid_field"),
+        ("recordedAt", "1700000000", "invalid_field"),
+        ("timezone", "America", "invalid_field"),
+        ("timezone", "localtime", "invalid_field"),
+        ("timezone", "Factory", "invalid_field"),
+        ("contentType", "audio/ogg;\r\nX-Injected: 1", "unsupported_content_type"),
+    ],
+    ids=["year-9999", "year-1", "far-future", "digits", "zone-folder", "localtime", "factory", "crlf"],
+)
+def test_unusable_value_rejected(field, value, code):
+    with pytest.raises(InvalidRequest) as caught:
+        parse({**VALID, field: value})
+
+    assert caught.value.code == code
+    assert field in caught.value.message
+
+
+def test_deeply_nested_json_rejected():
+    with pytest.raises(InvalidRequest) as caught:
+        parse(b"[" * 1500 + b"]" * 1500)
+
+    assert caught.value.code == "invalid_json"
