@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FINAL_STATUSES = frozenset({NoteStatus.DONE.value, NoteStatus.FAILED.value})
-TRANSACTION_ATTEMPTS = 15
 
 
 class ClaimOutcome(enum.Enum):
@@ -82,9 +81,7 @@ def firestore_retry() -> Any:
 
 def _run_in_transaction(client: firestore.Client, function: Any) -> Any:
     """Run a ``@transactional`` function, retrying transient errors with a fresh transaction each time."""
-    # Five attempts (the library's default) were used up by five concurrent
-    # duplicate deliveries of one note on the emulator, so contention gets more room.
-    return firestore_retry()(lambda: function(client.transaction(max_attempts=TRANSACTION_ATTEMPTS)))()
+    return firestore_retry()(lambda: function(client.transaction()))()
 
 
 def _history_entry(status: NoteStatus, now: dt.datetime, attempt: int) -> dict[str, Any]:

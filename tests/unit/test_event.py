@@ -18,7 +18,7 @@ def test_event_fields_parsed():
     event = parse_event({"id": "ev-1", "time": "2026-03-10T18:31:00Z"}, DATA)
 
     assert event.event_id == "ev-1"
-    assert event.event_time == dt.datetime(2026, 3, 10, 18, 31, tzinfo=dt.timezone.utc)
+    assert event.event_time == dt.datetime(2026, 3, 10, 18, 31, tzinfo=dt.UTC)
     assert event.generation == "1712345678901234"
     assert event.size_bytes == 50597
     assert event.content_type == "audio/mp4"
@@ -27,7 +27,7 @@ def test_event_fields_parsed():
 def test_event_time_falls_back_to_creation():
     event = parse_event({"id": "ev-1"}, DATA)
 
-    assert event.event_time == dt.datetime(2026, 3, 10, 18, 30, tzinfo=dt.timezone.utc)
+    assert event.event_time == dt.datetime(2026, 3, 10, 18, 30, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(
