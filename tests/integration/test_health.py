@@ -203,6 +203,15 @@ def test_health_invalid_token_anonymous(health_stack: LocalStack) -> None:
     assert set(reply.json()) == {"status", "services", "version", "timestamp"}
 
 
+def test_health_unverifiable_token_anonymous(health_stack: LocalStack, token: str) -> None:
+    # With CHECK_REVOKED the token check calls the Auth emulator host, where nothing listens.
+    with functions_with(health_stack, {"CHECK_REVOKED": "true"}):
+        reply = get_health(health_stack, token=token)
+
+    assert reply.status_code == 200, reply.text
+    assert set(reply.json()) == {"status", "services", "version", "timestamp"}
+
+
 def test_health_rejects_post(health_stack: LocalStack) -> None:
     reply = requests.post(health_stack.endpoints.health, timeout=HTTP_TIMEOUT_SECONDS)
 
