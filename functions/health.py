@@ -106,6 +106,21 @@ def _record(settings: Settings | None, body: dict[str, Any], results: dict[str, 
     except exceptions.GoogleAPICallError as err:
         logger.error("storing the scheduled health result failed: %s: %s", type(err).__name__, err)
 
+    _sweep(settings, now)
+
+
+def _sweep(settings: Settings, now: dt.datetime) -> None:
+    """End notes that no event can finish any more; scheduled pings are this backend's only clock."""
+    from google.api_core import exceptions
+
+    from functions.clients import firestore_client
+    from functions.processing.sweep import sweep_stale_notes
+
+    try:
+        sweep_stale_notes(firestore_client(), now, settings.max_event_age_seconds)
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as err:
+        logger.error("sweeping stale notes failed: %s: %s", type(err).__name__, err)
+
 
 def handle_health(request: flask.Request) -> flask.Response:
     """Probe every dependency and return ``200`` (healthy or degraded) or ``503`` (unhealthy)."""

@@ -37,6 +37,7 @@ class FailureReason(str, Enum):
     CORRUPT_AUDIO = "corrupt_audio"
     EXPIRED = "expired"
     AUDIO_MISSING = "audio_missing"
+    UPLOAD_MISSING = "upload_missing"
     EXTRACTION_REJECTED = "extraction_rejected"
     EXTRACTION_BLOCKED = "extraction_blocked"
     EXTRACTION_INVALID = "extraction_invalid"

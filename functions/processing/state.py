@@ -273,6 +273,55 @@ def fail_note(
     return marked
 
 
+def fail_stale_note(
+    client: firestore.Client,
+    uid: str,
+    note_id: str,
+    *,
+    expected: NoteStatus,
+    field_path: str,
+    cutoff: dt.datetime,
+    reason: str,
+    message: str,
+    now: dt.datetime,
+) -> bool:
+    """Mark the note ``failed`` if it still has status ``expected`` and ``field_path`` before ``cutoff``.
+
+    ``field_path`` is a dotted path such as ``lease.expiresAt``.
+
+    Returns:
+        True when the note was marked ``failed``; False when it had moved on.
+    """
+    from google.cloud import firestore
+
+    ref = client.document(note_path(uid, note_id))
+
+    @firestore.transactional
+    def run(transaction: firestore.Transaction) -> bool:
+        snapshot = ref.get(transaction=transaction, retry=firestore_retry(), timeout=FIRESTORE_CALL_TIMEOUT_SECONDS)
+        note = snapshot.to_dict() or {}
+        value: Any = note
+        for key in field_path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if note.get("status") != expected.value or value is None or not value < cutoff:
+            return False
+
+        transaction.update(
+            ref,
+            {
+                "status": NoteStatus.FAILED.value,
+                "failure": {"reason": reason, "message": message},
+                "lease": firestore.DELETE_FIELD,
+                "updatedAt": now,
+                "history": firestore.ArrayUnion([_history_entry(NoteStatus.FAILED, now, int(note.get("attempt", 0)))]),
+            },
+        )
+        return True
+
+    marked: bool = _run_in_transaction(client, run)
+    return marked
+
+
 def record_write_time(client: firestore.Client, uid: str, note_id: str, *, write_ms: int) -> None:
     """Add ``timingsMs.writeMs``, the duration of the commit that made the note ``done``.
 

@@ -100,6 +100,9 @@ def test_composite_indexes() -> None:
         ("tasks", "COLLECTION", (("completed", "ASCENDING"), ("dueDate", "ASCENDING"))),
         ("tasks", "COLLECTION", (("sourceNoteId", "ASCENDING"), ("dueAt", "ASCENDING"))),
         ("voiceNotes", "COLLECTION", (("status", "ASCENDING"), ("createdAt", "DESCENDING"))),
+        # The sweep of stale notes queries every user's notes at once.
+        ("voiceNotes", "COLLECTION_GROUP", (("status", "ASCENDING"), ("uploadExpiresAt", "ASCENDING"))),
+        ("voiceNotes", "COLLECTION_GROUP", (("status", "ASCENDING"), ("lease.expiresAt", "ASCENDING"))),
     }
 
 

@@ -370,3 +370,25 @@ def test_health_unscheduled_no_record(health_stack: LocalStack, headers: dict[st
 
     assert reply.status_code == 200
     assert _db(health_stack).document(LATEST_DOCUMENT).get().exists is False
+
+
+def test_health_scheduled_sweeps_abandoned(health_stack: LocalStack) -> None:
+    health_stack.reset()
+    db = _db(health_stack)
+    expired = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    abandoned = db.document("users/sweep-user/voiceNotes/0123456789abcdef0123456789abcdef")
+    abandoned.set({"status": "awaiting_upload", "uploadExpiresAt": expired, "attempt": 0, "history": []})
+    fresh = db.document("users/sweep-user/voiceNotes/fedcba9876543210fedcba9876543210")
+    fresh.set({"status": "awaiting_upload", "uploadExpiresAt": dt.datetime.now(dt.UTC), "attempt": 0, "history": []})
+
+    unscheduled = get_health(health_stack)
+    assert unscheduled.status_code == 200
+    assert abandoned.get().to_dict()["status"] == "awaiting_upload"
+
+    reply = get_health(health_stack, headers={"X-CloudScheduler": "true"})
+
+    assert reply.status_code == 200
+    swept = abandoned.get().to_dict()
+    assert swept["status"] == "failed"
+    assert swept["failure"]["reason"] == "upload_missing"
+    assert fresh.get().to_dict()["status"] == "awaiting_upload"
