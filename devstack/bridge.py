@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import heapq
 import itertools
 import json
@@ -93,11 +94,19 @@ class StorageEvent:
             "ce-source": f"//storage.googleapis.com/projects/_/buckets/{self.bucket}",
             "ce-subject": f"objects/{self.name}",
             "ce-time": self.time,
+            # Eventarc sends a W3C trace context as the traceparent extension.
+            # This one derives from the event id, so redeliveries share a trace.
+            "ce-traceparent": _traceparent(self.event_id),
         }
 
     def body(self) -> bytes:
         """Return the StorageObjectData JSON body."""
         return json.dumps(self.data, separators=(",", ":")).encode()
+
+
+def _traceparent(event_id: str) -> str:
+    digest = hashlib.sha256(event_id.encode()).hexdigest()
+    return f"00-{digest[:32]}-{digest[32:48]}-01"
 
 
 def storage_object_data(notification: dict[str, Any], base_url: str | None = None) -> dict[str, Any]:

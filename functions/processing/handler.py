@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from functions.config import get_settings
-from functions.log import log_context, uid_hash
+from functions.log import log_context, trace_from_headers, uid_hash
 from functions.objects import OBJECT_PREFIX, parse_object_name
 from functions.processing.event import MalformedEvent, parse_event
 from functions.processing.pipeline import process_note
@@ -24,7 +24,10 @@ def handle_storage_event(cloud_event: Any) -> None:
     settings = get_settings()
     attributes = dict(cloud_event.get_attributes()) if hasattr(cloud_event, "get_attributes") else {}
 
-    with log_context(function="process_audio", event_id=attributes.get("id")):
+    # Eventarc passes the W3C trace context as the CloudEvent's traceparent extension.
+    trace = trace_from_headers(attributes, settings.project_id)
+
+    with log_context(trace=trace, function="process_audio", event_id=attributes.get("id")):
         try:
             event = parse_event(attributes, cloud_event.data)
         except MalformedEvent as err:

@@ -8,6 +8,7 @@ log files, as Cloud Logging would receive it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,16 @@ def test_logs_process_labels(processed: ProcessedNote) -> None:
         assert entry[LABELS_KEY]["uid_hash"] == uid_hash(processed.uid)
     attempts = [entry[LABELS_KEY]["attempt"] for entry in entries if "attempt" in entry[LABELS_KEY]]
     assert attempts == ["1"]
+
+
+def test_logs_process_trace(processed: ProcessedNote) -> None:
+    entries = processed.note_entries("process_audio")
+
+    traces = {entry.get(TRACE_KEY) for entry in entries}
+    assert len(traces) == 1
+    (trace,) = traces
+    assert trace is not None
+    assert re.fullmatch(r"projects/demo-braindump/traces/[0-9a-f]{32}", trace)
 
 
 def test_logs_no_secrets(processed: ProcessedNote) -> None:
