@@ -40,6 +40,14 @@ logger = logging.getLogger(__name__)
 EXTRA_EXTENSIONS = {"opus": "audio/ogg", "oga": "audio/ogg", "mp4": "audio/mp4"}
 
 
+
+def _json_value(value: object) -> str:
+    """Render a value ``json`` cannot: timestamps as RFC 3339, anything else as text."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
 def timezone_argument(value: str) -> str:
     """Return ``value`` if it is an IANA time zone; argparse turns the error into exit code 2."""
     try:
@@ -299,7 +307,7 @@ def run_upload(args: argparse.Namespace, target: Target, out: Console, err_conso
         reader.close()
 
     if args.json:
-        out.print_json(json.dumps({"noteId": ticket.note_id, "note": note, "tasks": tasks}, default=str))
+        out.print_json(json.dumps({"noteId": ticket.note_id, "note": note, "tasks": tasks}, default=_json_value))
     else:
         print_outcome(out, note, tasks)
 

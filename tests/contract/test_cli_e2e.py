@@ -69,6 +69,7 @@ def test_upload_done(
     assert output["note"]["status"] == "done"
     assert [task["title"] for task in output["tasks"]] == ["Call the dentist"]
     assert output["tasks"][0]["dueDate"] == "2026-03-11"
+    assert output["tasks"][0]["dueAt"] == "2026-03-11T22:00:00+00:00"
 
 
 def test_upload_table(
