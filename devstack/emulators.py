@@ -228,7 +228,7 @@ class FirestoreEmulator(Emulator):
         """Delete every document of ``project_id``'s default database.
 
         Raises:
-            DevstackError: the emulator did not answer 200.
+            DevstackError: the emulator did not return HTTP 200.
         """
         url = f"{self.base_url}/emulator/v1/projects/{project_id}/databases/(default)/documents"
         reply = requests.delete(url, timeout=HTTP_TIMEOUT_SECONDS)
@@ -380,7 +380,7 @@ class FakeGcsServer(Emulator):
         return {**os.environ, "PUBSUB_EMULATOR_HOST": self.pubsub_endpoint}
 
     def is_ready(self) -> bool:
-        """Return True once the bucket list answers 200."""
+        """Return True once the bucket list returns HTTP 200."""
         try:
             reply = requests.get(f"{self.base_url}/storage/v1/b", timeout=1)
         except requests.RequestException:

@@ -80,8 +80,8 @@ def _is_authenticated(request: flask.Request, settings: Settings | None) -> bool
         logger.info("health caller treated as anonymous: %s", err.code)
         return False
     except BraindumpError as err:
-        # The token could not be checked at all (certificates or the Auth API
-        # unreachable); health must still answer, with the anonymous body.
+        # The token could not be checked at all, because the certificates or the
+        # Auth API are unreachable. Health still responds, with the anonymous body.
         logger.warning("health caller treated as anonymous, token check failed: %s", err.code)
         return False
     return True

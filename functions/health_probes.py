@@ -78,8 +78,8 @@ def _probe_storage(settings: Settings) -> None:
     from functions.clients import storage_client
 
     # Listing one object needs only storage.objects.list, which the runtime account's
-    # object admin role on the bucket grants; a bucket metadata get would need
-    # storage.buckets.get, which it does not.
+    # object admin role on the bucket grants. A bucket metadata get would need
+    # storage.buckets.get, which that role lacks.
     blobs = storage_client().list_blobs(
         settings.bucket, prefix="voice-notes/", max_results=1, retry=None, timeout=settings.health_probe_timeout_seconds
     )

@@ -99,7 +99,7 @@ def process_note(settings: Settings, event: StorageEvent, ref: ObjectRef, clock:
         logger.info("event acknowledged without work: %s", claim.outcome.value)
         # A PUT retried after the note was done can store the audio again (on
         # real GCS once the first object is deleted, since the create-only
-        # precondition only sees the live object). Nothing else removes it.
+        # precondition only checks the live object). Nothing else removes it.
         finished = claim.outcome is state.ClaimOutcome.FINAL and claim.note.get("status") == NoteStatus.DONE.value
         if finished and settings.delete_audio_after_done:
             delete_audio(event)

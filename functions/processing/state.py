@@ -35,7 +35,7 @@ FINAL_STATUSES = frozenset({NoteStatus.DONE.value, NoteStatus.FAILED.value})
 
 
 class ClaimOutcome(enum.Enum):
-    """What a delivery found when it tried to claim a note."""
+    """Outcome of a delivery's attempt to claim a note."""
 
     CLAIMED = "claimed"
     MISSING = "missing"
@@ -230,6 +230,19 @@ def complete_note(
     return committed
 
 
+def _failed_fields(reason: str, message: str, now: dt.datetime, attempt: int) -> dict[str, Any]:
+    """Return the update that moves a note to ``failed`` and ends its lease."""
+    from google.cloud import firestore
+
+    return {
+        "status": NoteStatus.FAILED.value,
+        "failure": {"reason": reason, "message": message},
+        "lease": firestore.DELETE_FIELD,
+        "updatedAt": now,
+        "history": firestore.ArrayUnion([_history_entry(NoteStatus.FAILED, now, attempt)]),
+    }
+
+
 def fail_note(
     client: firestore.Client,
     uid: str,
@@ -257,16 +270,7 @@ def fail_note(
         if not _holds_lease(snapshot.to_dict() or {}, event_id):
             return False
 
-        transaction.update(
-            ref,
-            {
-                "status": NoteStatus.FAILED.value,
-                "failure": {"reason": reason, "message": message},
-                "lease": firestore.DELETE_FIELD,
-                "updatedAt": now,
-                "history": firestore.ArrayUnion([_history_entry(NoteStatus.FAILED, now, attempt)]),
-            },
-        )
+        transaction.update(ref, _failed_fields(reason, message, now, attempt))
         return True
 
     marked: bool = _run_in_transaction(client, run)
@@ -306,16 +310,7 @@ def fail_stale_note(
         if note.get("status") != expected.value or value is None or not value < cutoff:
             return False
 
-        transaction.update(
-            ref,
-            {
-                "status": NoteStatus.FAILED.value,
-                "failure": {"reason": reason, "message": message},
-                "lease": firestore.DELETE_FIELD,
-                "updatedAt": now,
-                "history": firestore.ArrayUnion([_history_entry(NoteStatus.FAILED, now, int(note.get("attempt", 0)))]),
-            },
-        )
+        transaction.update(ref, _failed_fields(reason, message, now, int(note.get("attempt", 0))))
         return True
 
     marked: bool = _run_in_transaction(client, run)

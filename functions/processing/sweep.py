@@ -36,6 +36,32 @@ QUERY_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
+class _StaleKind:
+    """Notes of one status that the sweep ends once ``field_path`` is older than the cutoff."""
+
+    status: NoteStatus
+    field_path: str
+    reason: FailureReason
+    message: str
+
+
+_KINDS = (
+    _StaleKind(
+        NoteStatus.AWAITING_UPLOAD,
+        "uploadExpiresAt",
+        FailureReason.UPLOAD_MISSING,
+        "no audio arrived before the upload URL expired; record the note again",
+    ),
+    _StaleKind(
+        NoteStatus.PROCESSING,
+        "lease.expiresAt",
+        FailureReason.EXPIRED,
+        "processing stopped and was not retried in time; record the note again",
+    ),
+)
+
+
+@dataclass(frozen=True)
 class SweepCounts:
     """Notes failed by one sweep."""
 
@@ -70,28 +96,19 @@ def sweep_stale_notes(client: firestore.Client, now: dt.datetime, max_event_age_
     """
     cutoff = now - dt.timedelta(seconds=max_event_age_seconds)
 
-    missing = 0
-    for snapshot in _stale(client, NoteStatus.AWAITING_UPLOAD, "uploadExpiresAt", cutoff):
-        uid, note_id = _owner(snapshot)
-        if state.fail_stale_note(
-            client, uid, note_id, expected=NoteStatus.AWAITING_UPLOAD, field_path="uploadExpiresAt", cutoff=cutoff,
-            reason=FailureReason.UPLOAD_MISSING.value,
-            message="no audio arrived before the upload URL expired; record the note again",
-            now=now,
-        ):  # fmt: skip
-            missing += 1
+    ended: dict[NoteStatus, int] = {}
+    for kind in _KINDS:
+        ended[kind.status] = 0
+        for snapshot in _stale(client, kind.status, kind.field_path, cutoff):
+            uid, note_id = _owner(snapshot)
+            if state.fail_stale_note(
+                client, uid, note_id, expected=kind.status, field_path=kind.field_path, cutoff=cutoff,
+                reason=kind.reason.value, message=kind.message, now=now,
+            ):  # fmt: skip
+                ended[kind.status] += 1
 
-    stalled = 0
-    for snapshot in _stale(client, NoteStatus.PROCESSING, "lease.expiresAt", cutoff):
-        uid, note_id = _owner(snapshot)
-        if state.fail_stale_note(
-            client, uid, note_id, expected=NoteStatus.PROCESSING, field_path="lease.expiresAt", cutoff=cutoff,
-            reason=FailureReason.EXPIRED.value,
-            message="processing stopped and was not retried in time; record the note again",
-            now=now,
-        ):  # fmt: skip
-            stalled += 1
-
+    missing = ended[NoteStatus.AWAITING_UPLOAD]
+    stalled = ended[NoteStatus.PROCESSING]
     if missing or stalled:
         logger.warning("sweep failed %d notes without audio and %d stalled notes", missing, stalled)
     return SweepCounts(upload_missing=missing, processing_stalled=stalled)

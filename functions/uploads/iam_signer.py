@@ -77,7 +77,7 @@ class IamBlobSigner(google_credentials.Signing, crypt.Signer):
         Raises:
             ConfigError: IAM responded with 403 or 404, so the account lacks the
                 ``iam.serviceAccounts.signBlob`` permission or does not exist.
-            TransientError: IAM kept failing or answered with another error.
+            TransientError: IAM kept failing or returned another error.
         """
         email = urllib.parse.quote(self._email, safe="@.")
         url = f"{self._base_url}/v1/projects/-/serviceAccounts/{email}:signBlob"

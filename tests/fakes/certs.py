@@ -26,12 +26,14 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from tests.fakes.loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 
@@ -140,12 +142,14 @@ class _Server(ThreadingHTTPServer):
             return list(self._requests)
 
 
-class CertificateServer:
+class CertificateServer(LoopbackServer):
     """Serve ``{kid: PEM certificate}`` for ``keys`` on 127.0.0.1 at a free port."""
+
+    _thread_name = "fake-certs"
 
     def __init__(self, keys: Iterable[SigningKey]) -> None:
         self._server = _Server(keys)
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     @property
     def base_url(self) -> str:
@@ -161,22 +165,3 @@ class CertificateServer:
     def requests(self) -> list[str]:
         """Paths of the requests received so far, oldest first."""
         return self._server.requests()
-
-    def start(self) -> Self:
-        """Serve in a daemon thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-certs", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

@@ -26,10 +26,12 @@ import threading
 import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.fakes.loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 
@@ -120,13 +122,15 @@ class _Server(ThreadingHTTPServer):
             return list(self._calls)
 
 
-class FakeIamCredentials:
+class FakeIamCredentials(LoopbackServer):
     """The fake API for one service account ``email`` that accepts ``access_token``."""
+
+    _thread_name = "fake-iam"
 
     def __init__(self, *, email: str, access_token: str, key_id: str = "fake-iam-key") -> None:
         self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._server = _Server(email, access_token, self.private_key, key_id)
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     @property
     def base_url(self) -> str:
@@ -142,22 +146,3 @@ class FakeIamCredentials:
     def calls(self) -> list[SignBlobCall]:
         """The signBlob requests received so far, oldest first."""
         return self._server.calls()
-
-    def start(self) -> Self:
-        """Serve in a daemon thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-iam", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
